@@ -1,0 +1,5 @@
+"""Allow ``python -m vmimage``."""
+
+from vmimage.cli import main
+
+main()

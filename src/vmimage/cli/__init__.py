@@ -1,0 +1,43 @@
+"""The ``vmimage`` command: thin wrappers that parse, call the library, and print.
+
+Exit codes: 0 all passed (warnings allowed), 1 a rule failed, 2 an input could not be used
+(one line on stderr naming it and the problem, never a traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from vmimage.cli import vhd
+from vmimage.errors import VmimageError
+
+app = typer.Typer(
+    name="vmimage",
+    help="Prepare, check, generalize, upload and submit Azure Marketplace VM images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(vhd.app, name="vhd")
+
+
+def main() -> None:
+    """Entry point: run the app and map errors to exit codes."""
+    try:
+        rc = app(standalone_mode=False)
+    except VmimageError as exc:
+        print(f"vmimage: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("vmimage: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("vmimage: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    sys.exit(rc if isinstance(rc, int) else 0)

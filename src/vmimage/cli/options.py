@@ -1,0 +1,23 @@
+"""Argument types shared by several commands."""
+
+from __future__ import annotations
+
+from vmimage.errors import InputError
+from vmimage.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile, load_profile
+from vmimage.units import parse_size
+
+PROFILE_HELP = f"Policy profile: {' or '.join(PROFILE_NAMES)}."
+DEFAULT = DEFAULT_PROFILE
+
+
+def size_option(text: str, option: str = "--size") -> int:
+    """Parse a size argument or fail with the option's name."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise InputError(option, str(exc)) from None
+
+
+def profile_option(name: str) -> Profile:
+    """Load the named profile."""
+    return load_profile(name)

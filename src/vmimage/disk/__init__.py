@@ -1,0 +1,1 @@
+"""Byte-level disk images: the VHD format, sparse files, conversion and validation."""

@@ -1,0 +1,292 @@
+"""Recognise a disk image, decode its metadata, and open it for reading.
+
+Every entry point that takes a disk file goes through :func:`inspect_disk`, so every command
+refuses the same bad inputs with the same one-line message: an empty file, a directory, an
+unreadable file, a truncated or corrupt footer, a BAT pointing past the end of the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmimage.disk import vhd
+from vmimage.disk.sources import (
+    DiskSource,
+    DynamicVhdSource,
+    FlatSource,
+    LibyalSource,
+    PyFileObject,
+)
+from vmimage.disk.sparse import allocated_bytes
+from vmimage.errors import InputError, UnsupportedError
+from vmimage.units import MiB
+
+RAW, VHD_FIXED, VHD_DYNAMIC, VHD_DIFF = "raw", "vhd-fixed", "vhd-dynamic", "vhd-differencing"
+VHDX, QCOW2, VMDK = "vhdx", "qcow2", "vmdk"
+FORMAT_NAMES = {RAW: "raw", VHD_FIXED: "fixed VHD", VHD_DYNAMIC: "dynamic VHD",
+                VHD_DIFF: "differencing VHD", VHDX: "VHDX", QCOW2: "qcow2", VMDK: "VMDK"}
+_SIGNATURES = ((b"vhdxfile", VHDX), (b"QFI\xfb", QCOW2), (b"KDMV", VMDK),
+               (b"# Disk DescriptorFile", VMDK))
+
+
+@dataclass
+class DiskInfo:
+    """What ``vmimage vhd inspect`` reports about one disk image file."""
+
+    path: str
+    format: str
+    virtual_size: int
+    file_size: int
+    allocated: int
+    footer: vhd.Footer | None = None
+    dynamic_header: vhd.DynamicHeader | None = None
+    allocated_blocks: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def format_name(self) -> str:
+        """The format as people name it."""
+        return FORMAT_NAMES[self.format]
+
+    @property
+    def whole_mib(self) -> bool:
+        """Azure accepts only virtual sizes that are a whole number of MiB."""
+        return self.virtual_size % MiB == 0
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for ``--json``."""
+        return {
+            "path": self.path,
+            "format": self.format,
+            "format_name": self.format_name,
+            "virtual_size": self.virtual_size,
+            "file_size": self.file_size,
+            "allocated_bytes": self.allocated,
+            "whole_mib": self.whole_mib,
+            "footer": self.footer.to_dict() if self.footer else None,
+            "footer_checksum_ok": self.footer.checksum_ok if self.footer else None,
+            "dynamic_header": self.dynamic_header.to_dict() if self.dynamic_header else None,
+            "allocated_blocks": self.allocated_blocks,
+            "problems": list(self.problems),
+        }
+
+
+def _open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """Open read-only; refuse directories, devices we cannot size, and unreadable files."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, not a disk image") from None
+    except PermissionError:
+        raise InputError(path, "cannot be read: permission denied") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be opened: {os.strerror(exc.errno or errno.EIO)}") from None
+    st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode):
+        os.close(fd)
+        raise InputError(path, "is a directory, not a disk image")
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InputError(path, "is not a regular file")
+    if st.st_size == 0:
+        os.close(fd)
+        raise InputError(path, "is empty (0 bytes): not a disk image")
+    return fd, st
+
+
+def _pread(fd: int, path: Path, length: int, offset: int) -> bytes:
+    try:
+        return os.pread(fd, length, offset)
+    except OSError as exc:
+        raise InputError(path, f"read error at offset {offset}: {os.strerror(exc.errno or 5)}") from None
+
+
+def _detect(fd: int, path: Path, size: int, lenient: bool) -> tuple[str, vhd.Footer | None]:
+    head = _pread(fd, path, 512, 0)
+    for signature, fmt in _SIGNATURES:
+        if head.startswith(signature):
+            return fmt, None
+    tail = _pread(fd, path, vhd.FOOTER_SIZE, size - vhd.FOOTER_SIZE) if size >= 512 else b""
+    if tail[:8] == vhd.COOKIE:
+        footer = vhd.Footer.unpack(tail)
+    elif head[:8] == vhd.COOKIE and len(head) == 512:
+        # The trailing footer is gone but the dynamic disk's copy at offset 0 survives.
+        raise InputError(path, f"truncated: the VHD footer at the end of the file is missing "
+                               f"(file is {size} bytes; a copy exists at offset 0)")
+    elif path.suffix.lower() == ".vhd":
+        if size < vhd.FOOTER_SIZE:
+            raise InputError(path, f"truncated footer: the file is {size} bytes, a VHD footer "
+                                   f"alone is {vhd.FOOTER_SIZE}")
+        raise InputError(path, f"no VHD footer: the last 512 bytes start with {tail[:8]!r}, "
+                               "not the cookie b'conectix'")
+    else:
+        return RAW, None
+    if not lenient and (not footer.checksum_ok or footer.current_size > vhd.MAX_VIRTUAL_SIZE):
+        raise InputError(path, footer.problems()[0] if footer.problems() else "corrupt VHD footer")
+    kinds = {vhd.DISK_FIXED: VHD_FIXED, vhd.DISK_DYNAMIC: VHD_DYNAMIC,
+             vhd.DISK_DIFFERENCING: VHD_DIFF}
+    if footer.disk_type not in kinds:
+        raise InputError(path, f"VHD footer has disk type {footer.disk_type}, which is not "
+                               "fixed, dynamic or differencing")
+    return kinds[footer.disk_type], footer
+
+
+def _dynamic_layout(fd: int, path: Path, size: int, footer: vhd.Footer
+                    ) -> tuple[vhd.DynamicHeader, list[int]]:
+    """Read and check the dynamic header and the BAT against the file's real length."""
+    end = size - vhd.FOOTER_SIZE
+    if footer.data_offset + 1024 > end:
+        raise InputError(path, f"dynamic header at offset {footer.data_offset} lies past the "
+                               f"end of the file ({size} bytes)")
+    header = vhd.DynamicHeader.unpack(_pread(fd, path, 1024, footer.data_offset))
+    if header.problems():
+        raise InputError(path, header.problems()[0])
+    bat_bytes = header.max_table_entries * 4
+    if header.table_offset + bat_bytes > end:
+        raise InputError(path, f"BAT of {header.max_table_entries} entries ({bat_bytes} bytes at "
+                               f"offset {header.table_offset}) is larger than the file "
+                               f"({size} bytes)")
+    if header.max_table_entries * header.block_size < footer.current_size:
+        raise InputError(path, f"BAT covers {header.max_table_entries * header.block_size} "
+                               f"bytes, less than the virtual size {footer.current_size}")
+    bat = vhd.unpack_bat(_pread(fd, path, bat_bytes, header.table_offset),
+                         header.max_table_entries)
+    block_span = header.bitmap_size + header.block_size
+    for i, entry in enumerate(bat):
+        if entry != vhd.BAT_UNUSED and entry * vhd.SECTOR + block_span > end:
+            raise InputError(path, f"BAT entry {i} points past the end of the file (sector "
+                                   f"{entry}, file is {size} bytes)")
+    return header, bat
+
+
+def inspect_disk(path: str | os.PathLike[str], lenient: bool = False) -> DiskInfo:
+    """Recognise and decode ``path`` without reading its data.
+
+    ``lenient`` decodes a footer whose checksum is wrong and lists that as a problem instead of
+    refusing the file, so a person can see what is in it.
+
+    Raises:
+        InputError: the file cannot be used at all (the message says why, on one line).
+    """
+    return _inspect(Path(path), keep_open=False, lenient=lenient)[0]
+
+
+def open_disk(path: str | os.PathLike[str]) -> tuple[DiskInfo, DiskSource]:
+    """Inspect ``path`` and open it for reading its virtual disk.
+
+    Raises:
+        InputError: the file cannot be used.
+        UnsupportedError: a differencing VHD, which needs its parent.
+    """
+    info, source = _inspect(Path(path), keep_open=True, lenient=False)
+    assert source is not None
+    return info, source
+
+
+def _inspect(path: Path, keep_open: bool, lenient: bool) -> tuple[DiskInfo, DiskSource | None]:
+    fd, st = _open_regular(path)
+    source: DiskSource | None = None
+    try:
+        info, layout = _decode(fd, path, st, lenient)
+        if info.format in (QCOW2, VMDK, VHDX):
+            source = _open_libyal(path, fd, info)  # the binding alone knows the virtual size
+        elif keep_open:
+            source = _flat_or_dynamic(path, fd, info, layout)
+        if not info.whole_mib:
+            info.problems.append(f"virtual size {info.virtual_size} is not a whole number of "
+                                 "MiB, which Azure requires")
+    except BaseException:
+        os.close(fd)
+        raise
+    if keep_open:
+        return info, source
+    if source is not None:
+        source.close()
+    else:
+        os.close(fd)
+    return info, None
+
+
+_Layout = tuple[vhd.DynamicHeader, list[int]] | None
+
+
+def _decode(fd: int, path: Path, st: os.stat_result, lenient: bool
+            ) -> tuple[DiskInfo, _Layout]:
+    """Everything but the data: format, sizes, footer, dynamic header and BAT, problems."""
+    fmt, footer = _detect(fd, path, st.st_size, lenient)
+    info = DiskInfo(str(path), fmt, 0, st.st_size, allocated_bytes(st), footer)
+    if fmt == RAW:
+        info.virtual_size = st.st_size
+        if st.st_size % vhd.SECTOR:
+            info.problems.append(f"raw file length {st.st_size} is not a multiple of 512")
+        return info, None
+    if footer is None:  # qcow2, VMDK, VHDX: sized by their binding
+        return info, None
+    info.virtual_size = footer.current_size
+    info.problems += footer.problems()
+    if fmt == VHD_FIXED:
+        expected = footer.current_size + vhd.FOOTER_SIZE
+        if st.st_size < expected:
+            raise InputError(path, f"truncated: the footer says {footer.current_size} bytes of "
+                                   f"disk but the file holds only {st.st_size - vhd.FOOTER_SIZE}")
+        if st.st_size != expected:
+            info.problems.append(f"file length {st.st_size} is not the virtual size + 512 "
+                                 f"({expected})")
+        return info, None
+    if fmt == VHD_DIFF:
+        info.problems.append("differencing VHD: it needs its parent disk; Azure and vmimage "
+                             "accept only a fixed VHD")
+        return info, None
+    header, bat = _dynamic_layout(fd, path, st.st_size, footer)
+    info.dynamic_header = header
+    info.allocated_blocks = sum(1 for e in bat if e != vhd.BAT_UNUSED)
+    return info, (header, bat)
+
+
+def _flat_or_dynamic(path: Path, fd: int, info: DiskInfo, layout: _Layout) -> DiskSource:
+    if info.format == VHD_DIFF:
+        raise UnsupportedError(path, "differencing VHD is not supported: merge it into its "
+                                     "parent first (qemu-img convert -O vpc)")
+    if info.format == VHD_DYNAMIC:
+        assert layout is not None and info.footer is not None
+        return DynamicVhdSource(str(path), fd, info.footer, *layout)
+    return FlatSource(str(path), fd, info.virtual_size)
+
+
+def _open_libyal(path: Path, fd: int, info: DiskInfo) -> LibyalSource:
+    """qcow2, VMDK and VHDX through their libyal binding."""
+    fmt = info.format
+    fileobj = PyFileObject(fd, info.file_size)
+    try:
+        if fmt == QCOW2:
+            import pyqcow
+
+            handle = pyqcow.file()
+            handle.open_file_object(fileobj)
+            if handle.get_backing_filename():
+                handle.close()
+                raise UnsupportedError(path, "qcow2 with a backing file is not supported: "
+                                             "flatten it first (qemu-img convert -O qcow2)")
+        elif fmt == VMDK:
+            import pyvmdk
+
+            handle = pyvmdk.handle()
+            handle.open(str(path))
+            handle.open_extent_data_files()
+        else:
+            import pyvhdi
+
+            handle = pyvhdi.file()
+            handle.open_file_object(fileobj)
+    except OSError as exc:
+        raise InputError(path, f"cannot be read as {FORMAT_NAMES[fmt]}: "
+                               f"{str(exc).splitlines()[0]}") from None
+    source = LibyalSource(str(path), fd, handle, fileobj)
+    info.virtual_size = source.size
+    return source

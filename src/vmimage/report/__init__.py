@@ -1,0 +1,1 @@
+"""Render findings and disk reports: checks never print, formatters do."""

@@ -1,0 +1,1 @@
+"""Targets: what checks read. Disk images, mounted root directories, and later live VMs."""
