@@ -1,6 +1,19 @@
 """Every check module, imported so that its ``@check`` functions register.
 
-Find a rule from its ID in one step: ``grep -rn 'id="LNX-SWAP-NONE"' src/vmimage/checks``.
+Find a rule from its ID in one step: ``vmimage checks show ID`` prints its module, or
+``grep -rn 'id="LINUX-NO-SWAP"' src/vmimage/checks``.
 """
 
 from vmimage.checks import vhd_format  # noqa: F401
+from vmimage.checks.linux import (  # noqa: F401
+    accounts,
+    agent,
+    boot,
+    disk_layout,
+    firewall,
+    generalized,
+    network,
+    software,
+    ssh,
+    swap,
+)

@@ -9,6 +9,8 @@ from vmimage.profiles import Profile
 
 if TYPE_CHECKING:
     from vmimage.disk.inspect import DiskInfo
+    from vmimage.facts import Facts
+    from vmimage.targets.base import Target
 
 
 @dataclass
@@ -16,13 +18,17 @@ class CheckContext:
     """One run's inputs. A missing part (no disk for a live target) makes checks needing it skip.
 
     ``role`` is what the disk is for: ``os-linux``, ``os-windows`` or ``data``.
-    ``target`` and ``facts`` are typed loosely here to keep this module free of the heavier
-    layers; the check modules import the concrete types they read.
     """
 
     profile: Profile
     role: str = "os-linux"
     disk: DiskInfo | None = None
-    target: object | None = None
-    facts: object | None = None
+    target: Target | None = None
+    facts: Facts | None = None
     capabilities: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def system(self) -> Facts:
+        """The facts of the target; only for checks that declare ``needs=("filesystem",)``."""
+        assert self.facts is not None, "the engine skips filesystem checks without facts"
+        return self.facts

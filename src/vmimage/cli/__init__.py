@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from vmimage.cli import vhd
+from vmimage.cli import check, checks, vhd
 from vmimage.errors import VmimageError
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(vhd.app, name="vhd")
+app.add_typer(checks.app, name="checks")
+app.command(name="check")(check.check)
 
 
 def main() -> None:

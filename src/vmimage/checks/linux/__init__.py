@@ -1,0 +1,1 @@
+"""Linux checks, one module per topic; each rule is one ``@check`` function."""

@@ -1,0 +1,186 @@
+"""Required software: architecture, Python, pyasn1, OpenSSL, glibc, OMI, repositories, patches."""
+
+from __future__ import annotations
+
+import re
+import struct
+
+from vmimage.checks.context import CheckContext
+from vmimage.checks.registry import check
+from vmimage.facts.versions import upstream_version, version_at_least
+from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
+
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
+
+
+@check(id="LINUX-ARCH-64BIT", title="The operating system is 64-bit",
+       severity=Severity.FAIL, covers=("MS-49", "LISA-verify_azure_64bit_os"),
+       remediation="Build the image from a 64-bit (x86_64 or arm64) distribution.")
+def arch_64bit(ctx: CheckContext) -> Outcome:
+    """Read offline from the ELF header of /bin/sh, what `uname -m` would say live."""
+    assert ctx.target is not None
+    for path in ("/bin/sh", "/usr/bin/env", "/sbin/init"):
+        try:
+            head = ctx.target.read_bytes(path, 64)
+        except OSError:
+            continue
+        if head[:4] != b"\x7fELF" or len(head) < 20:
+            continue
+        elf_class = head[4]
+        endian = "<" if head[5] == 1 else ">"
+        machine = struct.unpack(f"{endian}H", head[18:20])[0]
+        name = _ELF_MACHINES.get(machine, f"machine {machine}")
+        ev = Evidence(path=path, seen=f"ELF{32 if elf_class == 1 else 64} {name}",
+                      required="x86_64,amd64 or aarch64,arm64")
+        if elf_class == 2 and machine in (62, 183):
+            return passed(f"{name} (64-bit)", ev)
+        return violated(f"{path} is {ev.seen}: not a 64-bit x86_64 or arm64 system", ev)
+    return skipped("no ELF executable found at /bin/sh, /usr/bin/env or /sbin/init")
+
+
+def _python_version(ctx: CheckContext) -> tuple[str, str] | None:
+    """The newest Python, from the package database or the interpreter's file name."""
+    pkgs = ctx.system.packages
+    best: tuple[str, str] | None = None
+    for name, pkg in pkgs.packages.items():
+        if re.fullmatch(r"python\d?(\.\d+)?(-minimal)?|python3\d*", name):
+            ver = upstream_version(pkg.version)
+            if best is None or version_at_least("plain", ver, best[0]):
+                best = (ver, f"{pkgs.path}: {name} {pkg.version}")
+    if best:
+        return best
+    assert ctx.target is not None
+    for path in ctx.target.glob("/usr/bin/python[23].*"):
+        match = re.search(r"python(\d+\.\d+)$", path)
+        if match:
+            return match.group(1), path
+    return None
+
+
+@check(id="LINUX-PYTHON-VERSION", title="Python is installed at the required version",
+       severity=Severity.FAIL, covers=("LNX-PYTHON", "MS-45", "LISA-verify_python_version"),
+       remediation="Install the distribution's python3 package (the agent and the VM "
+                   "extensions need it).")
+def python_version(ctx: CheckContext) -> Outcome:
+    """The guide: 2.6+; LISA today: 3.9+."""
+    minimum = ctx.profile.text("python_min_version")
+    found = _python_version(ctx)
+    if found is None:
+        return violated("no Python installed", Evidence(seen="none", required=f">= {minimum}"))
+    version, where = found
+    ev = Evidence(path=where.split(":")[0], seen=version, required=f">= {minimum}")
+    if version_at_least("plain", version, minimum):
+        return passed(f"Python {version} >= {minimum}", ev)
+    return violated(f"Python {version} is older than {minimum}", ev)
+
+
+@check(id="LINUX-PYASN1", title="The Python pyasn1 package is installed",
+       severity=Severity.FAIL, covers=("LNX-PYASN1",),
+       remediation="Install python3-pyasn1 (python-pyasn1 on older distributions).")
+def pyasn1(ctx: CheckContext) -> Outcome:
+    """The 2015 agent needed pyasn1 to read the provisioning certificates."""
+    pkg = ctx.system.packages.first("python3-pyasn1", "python-pyasn1", "python3-asn1")
+    if pkg:
+        return passed(f"{pkg.name} {pkg.version}",
+                      Evidence(path=ctx.system.packages.path, seen=f"{pkg.name} {pkg.version}"))
+    assert ctx.target is not None
+    found = ctx.target.glob("/usr/lib/python3*/*-packages/pyasn1") + \
+        ctx.target.glob("/usr/lib/python2*/*-packages/pyasn1")
+    if found:
+        return passed("pyasn1 is installed", Evidence(path=found[0]))
+    return violated("pyasn1 is not installed",
+                    Evidence(path=ctx.system.packages.path, seen="absent",
+                             required="python3-pyasn1"))
+
+
+@check(id="LINUX-OPENSSL-VERSION", title="OpenSSL is installed at a supported version",
+       severity=Severity.FAIL,
+       covers=("LNX-OPENSSL", "MS-44", "LISA-verify_openssl_version"),
+       remediation="Install or update the distribution's openssl package (3.0 or newer; 1.1.1 "
+                   "and 1.0.2 have extended support).")
+def openssl_version(ctx: CheckContext) -> Outcome:
+    """The guide recommends 1.0+; LISA wants 3.0+ or exactly 1.1.1 / 1.0.2."""
+    minimum = ctx.profile.text("openssl_min_version")
+    pkg = ctx.system.packages.first("openssl")
+    if pkg is None:
+        return violated("openssl is not installed",
+                        Evidence(path=ctx.system.packages.path, seen="absent",
+                                 required=f">= {minimum}"))
+    version = upstream_version(pkg.version)
+    ev = Evidence(path=ctx.system.packages.path, seen=f"openssl {pkg.version}",
+                  required=f">= {minimum}")
+    extended = re.match(r"^1\.(1\.1|0\.2)", version) and minimum.startswith("3")
+    if version_at_least("plain", version, minimum) or extended:
+        return passed(f"OpenSSL {version}", ev)
+    return violated(f"OpenSSL {version} is older than {minimum}", ev)
+
+
+@check(id="LINUX-GLIBC-GHOST", title="glibc is not affected by GHOST (CVE-2015-0235)",
+       severity=Severity.WARNING, covers=("LNX-PATCHES", "MS-50"),
+       remediation="Update glibc (libc6 on Debian and Ubuntu) to the distribution's patched "
+                   "release.")
+def glibc_ghost(ctx: CheckContext) -> Outcome:
+    """GHOST was fixed upstream in glibc 2.18; older versions need a distribution patch."""
+    pkg = ctx.system.packages.first("libc6", "glibc")
+    if pkg is None:
+        return skipped("no libc6 or glibc package found")
+    version = upstream_version(pkg.version)
+    ev = Evidence(path=ctx.system.packages.path, seen=f"{pkg.name} {pkg.version}",
+                  required=">= 2.18 or a patched release")
+    if version_at_least("plain", version, "2.18"):
+        return passed(f"glibc {version} is newer than GHOST", ev)
+    return violated(f"glibc {version} predates the GHOST fix: make sure it carries the "
+                    "distribution's patch", ev)
+
+
+@check(id="LINUX-OMI-VERSION", title="OMI, if installed, has the OMIGOD fixes",
+       severity=Severity.FAIL, covers=("LISA-verify_omi_version",),
+       remediation="Update omi to 1.6.8-1 or later (CVE-2021-38647/38648/38645/38649).")
+def omi_version(ctx: CheckContext) -> Outcome:
+    """Old OMI gives root to anyone who reaches its port."""
+    pkg = ctx.system.packages.first("omi")
+    if pkg is None:
+        return passed("omi is not installed")
+    ev = Evidence(path=ctx.system.packages.path, seen=f"omi {pkg.version}", required=">= 1.6.8.1")
+    if version_at_least("plain", upstream_version(pkg.version).replace("-", "."), "1.6.8.1"):
+        return passed(f"omi {pkg.version}", ev)
+    return violated(f"omi {pkg.version} is vulnerable to OMIGOD", ev)
+
+
+@check(id="LINUX-SECURITY-PATCHES", title="Every security patch of the distribution is installed",
+       severity=Severity.FAIL, covers=("LNX-PATCHES",),
+       remediation="Run the distribution's update (apt-get upgrade, dnf update) as the last step "
+                   "before generalizing.")
+def security_patches(ctx: CheckContext) -> Outcome:
+    """Deciding this needs the distribution's current update index, which an offline check
+    does not have; it is checked live, not guessed here."""
+    return skipped("cannot be decided offline: needs the distribution's current security "
+                   "index (run it live, or compare with the update tool)")
+
+
+@check(id="LINUX-REPOSITORIES", title="Package repositories with updates are configured",
+       severity=Severity.WARNING, covers=("LNX-PATCHES", "LISA-verify_repository_installed"),
+       remediation="Configure the distribution's main, -updates and -security repositories so "
+                   "customers receive patches.")
+def repositories(ctx: CheckContext) -> Outcome:
+    """LISA checks update repositories are configured (and reachable, which needs a live VM)."""
+    assert ctx.target is not None
+    osr = ctx.system.os_release
+    if osr is None or osr.id not in ("debian", "ubuntu"):
+        return skipped("repository layout is checked for Debian and Ubuntu only")
+    texts = []
+    for path in ["/etc/apt/sources.list", *ctx.target.glob("/etc/apt/sources.list.d/*")]:
+        try:
+            texts.append(ctx.target.read_text(path))
+        except OSError:
+            continue
+    joined = "\n".join(line for t in texts for line in t.splitlines()
+                       if line.strip() and not line.lstrip().startswith("#"))
+    missing = [s for s in ("-updates", "-security") if s not in joined]
+    ev = Evidence(path="/etc/apt/sources.list", seen="; ".join(joined.splitlines()[:3]) or "none",
+                  required="main, -updates and -security suites")
+    if not joined:
+        return violated("no apt repository configured", ev)
+    if missing:
+        return violated(f"no {' or '.join(missing)} suite configured", ev)
+    return passed("main, -updates and -security suites are configured", ev)

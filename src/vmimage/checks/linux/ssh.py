@@ -1,0 +1,84 @@
+"""SSH: the server included and enabled, its keep-alive, no host keys baked into the image."""
+
+from __future__ import annotations
+
+from vmimage.checks.context import CheckContext
+from vmimage.checks.linux.common import is_file
+from vmimage.checks.registry import check
+from vmimage.facts.services import service_state
+from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
+
+SSH_UNITS = ("ssh.service", "sshd.service")
+
+
+def _sshd_installed(ctx: CheckContext) -> bool:
+    return is_file(ctx, "/usr/sbin/sshd")
+
+
+@check(id="LINUX-SSH-ENABLED", title="An SSH server is installed and enabled",
+       severity=Severity.WARNING, covers=("LNX-SSH",),
+       remediation="Install openssh-server and enable it (systemctl enable ssh); where SSH is "
+                   "blocked on purpose, declare the image locked down in Partner Center.")
+def ssh_enabled(ctx: CheckContext) -> Outcome:
+    """The guide 'strongly recommends' SSH; the certification tool logs in over it."""
+    assert ctx.target is not None
+    if not _sshd_installed(ctx):
+        return violated("no SSH server: /usr/sbin/sshd is absent",
+                        Evidence(path="/usr/sbin/sshd", seen="absent", required="installed"))
+    state = service_state(ctx.target, *SSH_UNITS)
+    ev = Evidence(path=state.evidence, seen=f"{state.unit}: enabled={state.enabled} "
+                  f"masked={state.masked}", required="enabled")
+    if state.enabled and not state.masked:
+        return passed(f"sshd installed, {state.unit} enabled", ev)
+    return violated(f"sshd is installed but {state.unit} is not enabled", ev)
+
+
+@check(id="LINUX-SSH-CLIENT-ALIVE", title="sshd sets ClientAliveInterval 180 (30 to 235)",
+       severity=Severity.FAIL,
+       covers=("LNX-SSH", "MS-46", "LISA-verify_client_active_interval"),
+       remediation="Put `ClientAliveInterval 180` in /etc/ssh/sshd_config itself (Microsoft's "
+                   "tool reads only the main file) and make sure no earlier drop-in overrides it.")
+def ssh_client_alive(ctx: CheckContext) -> Outcome:
+    """sshd takes the first value it reads, Include files included (rulings)."""
+    if not _sshd_installed(ctx):
+        return skipped("no SSH server installed: where SSH is blocked, the option is not needed")
+    config = ctx.system.sshd
+    low, high = ctx.profile.number("client_alive_min"), ctx.profile.number("client_alive_max")
+    best = ctx.profile.number("client_alive_recommended")
+    setting = config.get("ClientAliveInterval")
+    required = f"ClientAliveInterval {best} ({low} to {high})"
+    if setting is None:
+        return violated("ClientAliveInterval is not set (sshd's default 0 sends no keep-alive)",
+                        Evidence(path="/etc/ssh/sshd_config", seen="not set", required=required))
+    ev = Evidence(path=setting.path, line=setting.line, seen=f"ClientAliveInterval "
+                  f"{setting.value}", required=required)
+    try:
+        value = int(setting.value)
+    except ValueError:
+        return violated(f"ClientAliveInterval {setting.value!r} is not a number", ev)
+    if not low <= value <= high:
+        return violated(f"ClientAliveInterval {value} is outside {low} to {high}", ev)
+    if ctx.profile.flag("ssh_dropin_only_is_warning"):
+        main = config.in_main_file("ClientAliveInterval")
+        if setting.path != "/etc/ssh/sshd_config" and main is None:
+            return violated(f"ClientAliveInterval {value} is set only in {setting.path}; "
+                            "Microsoft's tool greps /etc/ssh/sshd_config and will not see it",
+                            ev, severity=Severity.WARNING)
+        if value != best:
+            return violated(f"ClientAliveInterval {value} is accepted, but the tool warns on "
+                            f"anything but {best}", ev, severity=Severity.WARNING)
+    return passed(f"ClientAliveInterval {value}", ev)
+
+
+@check(id="LINUX-SSH-HOSTKEYS-ABSENT", title="No SSH host keys are baked into the image",
+       severity=Severity.FAIL, covers=("LNX-SSH-HOSTKEYS", "LNX-GENERALIZED"),
+       remediation="Delete /etc/ssh/ssh_host_*key* as the last step (waagent -deprovision does "
+                   "when Provisioning.RegenerateSshHostKeyPair=y).")
+def ssh_hostkeys_absent(ctx: CheckContext) -> Outcome:
+    """Shared host keys let one customer's VM impersonate another's."""
+    assert ctx.target is not None
+    keys = ctx.target.glob("/etc/ssh/ssh_host_*key*")
+    if keys:
+        return violated(f"{len(keys)} host key file(s) present",
+                        Evidence(path=keys[0], seen=", ".join(keys), required="none"))
+    return passed("no SSH host keys in /etc/ssh", Evidence(path="/etc/ssh", seen="none"))

@@ -1,0 +1,45 @@
+"""No swap on the OS disk: neither a partition (named in fstab or not) nor a swap file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from vmimage.checks.context import CheckContext
+from vmimage.checks.linux.common import disk_name, where
+from vmimage.checks.registry import check
+from vmimage.findings import Evidence, Outcome, Severity, passed, violated
+
+
+@check(id="LINUX-NO-SWAP", title="No swap partition or swap file on the OS disk",
+       severity=Severity.FAIL,
+       covers=("LNX-SWAP", "MS-41", "LISA-verify_no_swap_on_osdisk"),
+       remediation="Remove the swap partition (even one fstab does not name) and every swap "
+                   "file, swap unit and cloud-init swap setting; let the agent make swap on the "
+                   "resource disk (ResourceDisk.EnableSwap=y only with a resource disk) or none.")
+def no_swap(ctx: CheckContext) -> Iterator[Outcome]:
+    """Swap is found by signature on every partition, and from fstab, systemd units,
+    cloud-init and waagent.conf for files (rulings: never by scanning every file)."""
+    found = False
+    assert ctx.target is not None
+    layout = ctx.target.layout() if "disk" in ctx.capabilities else None
+    if layout is not None:
+        for part in layout.partitions:
+            if part.fs_type == "swap":
+                found = True
+                named = any(e.is_swap and e.spec in (f"UUID={part.uuid}", f"LABEL={part.label}")
+                            for e in ctx.system.fstab) if part.uuid or part.label else False
+                how = "named in /etc/fstab" if named else "not named in /etc/fstab"
+                yield violated(f"swap partition {where(part)}, {how}",
+                               Evidence(path=disk_name(ctx), seen=f"swap signature on {part.name}",
+                                        required="No. of Swap Partitions: 0"))
+    for source in ctx.system.swap_sources:
+        if source.kind == "fstab-partition" and layout is not None:
+            continue  # judged above by signature, with or without an fstab line
+        found = True
+        yield violated(f"swap from {source.kind}: {source.description}",
+                       Evidence(path=source.path, line=source.line, seen=source.description,
+                                required="no swap"))
+    if not found:
+        scope = "partitions and " if layout is not None else ""
+        yield passed(f"no swap in {scope}fstab, systemd units, cloud-init or waagent.conf",
+                     Evidence(seen="No. of Swap Partitions: 0"))

@@ -1,0 +1,42 @@
+"""``vmimage check TARGET``: certify an image or a root directory offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmimage.checks.run import check_target
+from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
+from vmimage.disk.validate import ROLES
+from vmimage.errors import InputError
+from vmimage.report.render import FORMATS, render
+
+
+def check(
+    target: Annotated[str, typer.Argument(help="Disk image (raw, VHD, VHDX, qcow2, VMDK) or a "
+                                               "directory holding a root filesystem.")],
+    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = DEFAULT,
+    fmt: Annotated[str, typer.Option("--format", help=f"Output: {', '.join(FORMATS)}.")] = "text",
+    output: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
+    role: Annotated[str, typer.Option(help="What the disk is for.")] = "os-linux",
+    only: Annotated[list[str] | None, typer.Option("--check", help="Run only this check ID "
+                                                   "(repeatable).")] = None,
+) -> int:
+    """Certify TARGET against every Linux rule; exit 0 if nothing failed, 1 if a check failed."""
+    if fmt not in FORMATS:
+        raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+    if role not in ROLES:
+        raise InputError("--role", f"unknown role {role!r} (choose {', '.join(ROLES)})")
+    report = check_target(target, profile_option(profile), role, only)
+    text = render(report, fmt)
+    if output is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+    else:
+        tmp = output.with_name(output.name + ".partial")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, output)
+        print(f"{output}: {report.counts_line}")
+    return report.exit_code
