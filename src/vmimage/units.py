@@ -26,14 +26,14 @@ def parse_size(text: str) -> int:
     match = _SIZE_RE.match(text)
     if not match:
         raise ValueError(f"not a size: {text!r} (examples: 30GiB, 512M, 1073741824)")
-    number, unit = match.groups()
+    number, unit = str(match.group(1)), str(match.group(2))
     factor = _UNITS[unit.upper()]
     if "." in number:
         whole, frac = number.split(".")
-        value = int(whole) * factor + (int(frac) * factor) // (10 ** len(frac))
-        if (int(frac) * factor) % (10 ** len(frac)):
+        scale: int = 10 ** len(frac)
+        if (int(frac) * factor) % scale:
             raise ValueError(f"not a whole number of bytes: {text!r}")
-        return value
+        return int(whole) * factor + (int(frac) * factor) // scale
     return int(number) * factor
 
 

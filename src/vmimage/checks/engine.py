@@ -29,10 +29,11 @@ def _outcomes(meta: CheckMeta, ctx: CheckContext) -> list[Outcome]:
         return [Outcome(Status.SKIP, _CAPABILITY_MISSING[missing[0]])]
     try:
         result = meta.fn(ctx)
+        # Generator checks run while being listed: keep that inside the try.
+        return [result] if isinstance(result, Outcome) else list(result)
     except VmimageError as exc:
         # A check that cannot read what it needs says so instead of crashing the run.
         return [Outcome(Status.SKIP, f"cannot decide: {exc}")]
-    return [result] if isinstance(result, Outcome) else list(result)
 
 
 def run_check(meta: CheckMeta, ctx: CheckContext) -> list[Finding]:

@@ -23,7 +23,7 @@ CheckFn = Callable[["CheckContext"], CheckResult]
 CAPABILITIES = frozenset({"disk", "filesystem", "live"})
 OS_FAMILIES = frozenset({"linux", "windows", "any"})
 _ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+$")
-_REQ_RE = re.compile(r"^(?:[A-Z]{3}-[A-Z0-9-]+|MS-\d+(?:\.\d+)*|LISA-[a-z_]+)$")
+_REQ_RE = re.compile(r"^(?:[A-Z]{3}-[A-Z0-9-]+|MS-\d+(?:\.\d+)*|LISA-[a-z0-9_]+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ REGISTRY: dict[str, CheckMeta] = {}
 
 def check(
     *,
-    id: str,  # noqa: A002 - the name users see in every report
+    id: str,
     title: str,
     severity: Severity | str,
     covers: Iterable[str],

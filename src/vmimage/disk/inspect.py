@@ -12,6 +12,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vmimage.disk import vhd
 from vmimage.disk.sources import (
@@ -113,8 +114,13 @@ def _detect(fd: int, path: Path, size: int, lenient: bool) -> tuple[str, vhd.Foo
         if head.startswith(signature):
             return fmt, None
     tail = _pread(fd, path, vhd.FOOTER_SIZE, size - vhd.FOOTER_SIZE) if size >= 512 else b""
+    cut = size % vhd.SECTOR
     if tail[:8] == vhd.COOKIE:
         footer = vhd.Footer.unpack(tail)
+    elif cut and _pread(fd, path, 8, size - cut) == vhd.COOKIE:
+        # A footer starts on the last sector boundary but the file ends inside it.
+        raise InputError(path, f"truncated footer: the file ends {cut} bytes into the "
+                               f"{vhd.FOOTER_SIZE}-byte VHD footer")
     elif head[:8] == vhd.COOKIE and len(head) == 512:
         # The trailing footer is gone but the dynamic disk's copy at offset 0 survives.
         raise InputError(path, f"truncated: the VHD footer at the end of the file is missing "
@@ -263,6 +269,7 @@ def _open_libyal(path: Path, fd: int, info: DiskInfo) -> LibyalSource:
     """qcow2, VMDK and VHDX through their libyal binding."""
     fmt = info.format
     fileobj = PyFileObject(fd, info.file_size)
+    handle: Any  # pyqcow.file, pyvmdk.handle or pyvhdi.file: one read interface
     try:
         if fmt == QCOW2:
             import pyqcow

@@ -42,7 +42,7 @@ def root_password_locked(ctx: CheckContext) -> Outcome:
 
 def _masked(field: str) -> str:
     """Evidence never shows a hash, only its kind: hashes are secrets."""
-    if field in ("", "*", "!", "!!", "x") or field.startswith(("!", "*")) and len(field) < 3:
+    if field in ("", "*", "!", "!!", "x") or (field.startswith(("!", "*")) and len(field) < 3):
         return field or "(empty)"
     if field.startswith(("!", "*")):
         return f"{field[0]}<locked hash>"

@@ -1,0 +1,125 @@
+"""Byte access under the filesystem readers: a block cache over the disk, and windows onto it.
+
+The libyal bindings read in small pieces (a superblock, an inode, a 4 KiB directory block),
+hundreds of calls to read one file. Over a local file that costs little; over a dynamic VHD,
+a qcow2 or, later, HTTP range requests, each call is a real read. A cache of aligned 64 KiB
+blocks turns those many small reads into few large ones, and windows (a partition, an LVM
+logical volume) are file objects in the shape the bindings want, all sharing that one cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Protocol
+
+from vmimage.disk.sources import DiskSource
+
+BLOCK = 64 * 1024
+CAPACITY = 256  # blocks: 16 MiB, a whole Debian dpkg status file and its neighbours
+
+
+class Reader(Protocol):
+    """Anything that reads bytes at an offset: the cached disk, an LVM logical volume."""
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset``; reads past the end are cut short."""
+        ...
+
+
+class BlockCache:
+    """An LRU cache of aligned blocks over a :class:`DiskSource`.
+
+    Missing blocks that follow each other are fetched with one read, so a large file's
+    content costs one read per run of blocks, not one per block.
+    """
+
+    def __init__(self, source: DiskSource, block: int = BLOCK, capacity: int = CAPACITY) -> None:
+        self.source, self.block, self.capacity = source, block, capacity
+        self.size = source.size
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self.calls = 0  # reads asked of the cache, for benchmarks
+
+    def _fetch(self, first: int, last: int) -> None:
+        """Load blocks ``first..last`` (inclusive) that are not cached, a run at a time."""
+        index = first
+        while index <= last:
+            if index in self._blocks:
+                self._blocks.move_to_end(index)
+                index += 1
+                continue
+            run_end = index
+            while run_end + 1 <= last and run_end + 1 not in self._blocks:
+                run_end += 1
+            data = self.source.read(index * self.block, (run_end - index + 1) * self.block)
+            for i in range(index, run_end + 1):
+                lo = (i - index) * self.block
+                self._blocks[i] = data[lo:lo + self.block]
+            index = run_end + 1
+        while len(self._blocks) > self.capacity:
+            self._blocks.popitem(last=False)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset``, from cached blocks."""
+        self.calls += 1
+        first, lo = divmod(offset, self.block)
+        if lo + length <= self.block and offset + length <= self.size and offset >= 0:
+            cached = self._blocks.get(first)  # the common case: a small read in a cached block
+            if cached is not None:
+                self._blocks.move_to_end(first)
+                return cached[lo:lo + length]
+        length = max(0, min(length, self.size - offset))
+        if length == 0 or offset < 0:
+            return b""
+        first, last = offset // self.block, (offset + length - 1) // self.block
+        if last - first >= self.capacity:  # larger than the cache: do not churn it
+            return self.source.read(offset, length)
+        self._fetch(first, last)
+        if first == last:
+            lo = offset - first * self.block
+            return self._blocks[first][lo:lo + length]
+        out = bytearray()
+        for i in range(first, last + 1):
+            out += self._blocks[i]
+        lo = offset - first * self.block
+        return bytes(out[lo:lo + length])
+
+
+class Window:
+    """A file object (``read``/``seek``/``tell``/``get_size``) over ``size`` bytes at ``offset``.
+
+    This is what ``pyfsext``, ``pyfsxfs`` and ``pyvslvm`` open: a partition or a logical
+    volume seen as a file of its own.
+    """
+
+    def __init__(self, reader: Reader, offset: int, size: int) -> None:
+        self.reader, self.offset, self.size = reader, offset, size
+        self.pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read from the current position."""
+        if size is None or size < 0:
+            size = self.size - self.pos
+        size = max(0, min(size, self.size - self.pos))
+        data = self.reader.read(self.offset + self.pos, size) if size else b""
+        self.pos += len(data)
+        return data
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset`` inside the window, without moving the position."""
+        length = max(0, min(length, self.size - offset))
+        return self.reader.read(self.offset + offset, length) if length and offset >= 0 else b""
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position."""
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        """The current position."""
+        return self.pos
+
+    def get_size(self) -> int:
+        """The window's length."""
+        return self.size
