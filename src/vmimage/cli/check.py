@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -31,10 +32,11 @@ def check(
     if role not in ROLES:
         raise InputError("--role", f"unknown role {role!r} (choose {', '.join(ROLES)})")
     report = check_target(target, profile_option(profile), role, only)
-    text = render(report, fmt)
     if output is None:
+        text = render(report, fmt, color=sys.stdout.isatty())
         print(text, end="" if text.endswith("\n") else "\n")
     else:
+        text = render(report, fmt)
         tmp = output.with_name(output.name + ".partial")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, output)

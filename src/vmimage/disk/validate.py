@@ -17,5 +17,6 @@ def validate_disk(path: str | os.PathLike[str], role: str, profile: Profile) -> 
     """Findings of every disk-format check; raises InputError when the file cannot be read."""
     info = inspect_disk(path)
     ctx = CheckContext(profile=profile, role=role, disk=info, capabilities=frozenset({"disk"}))
-    disk_checks = [m for m in select() if m.needs == frozenset({"disk"})]
+    # The format rules only: layout checks (first MiB, LVM) need the image's partitions.
+    disk_checks = [m for m in select() if m.needs == frozenset({"disk"}) and m.os == "any"]
     return run_checks(disk_checks, ctx)

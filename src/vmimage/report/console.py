@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vmimage.disk.inspect import DiskInfo
-from vmimage.findings import Finding, Status
+from vmimage.findings import Evidence, Finding, Status
 from vmimage.units import format_size
+
+# Control characters (C0 but tab and newline, DEL, C1) and what XML 1.0 cannot hold at all.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 STATUS_STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.WARNING: "yellow",
                 Status.SKIP: "dim"}
@@ -47,17 +52,22 @@ def render_disk_info(info: DiskInfo) -> Table:
 
 def render_findings(findings: list[Finding], title: str) -> Table:
     """One row per finding: status, check, message and, when it did not pass, the fix."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("status")
     table.add_column("check")
     table.add_column("requirements")
     table.add_column("finding")
     for f in sorted(findings, key=lambda f: f.sort_key):
-        text = f.message
-        if f.status in (Status.FAIL, Status.WARNING) and f.remediation:
-            text += f"\n[dim]fix: {f.remediation}[/dim]"
-        table.add_row(f"[{STATUS_STYLE[f.status]}]{f.status}[/]", f.check_id,
-                      ", ".join(f.covers), text)
+        # Messages quote file content: escape it, or "[Service]" would be read as markup.
+        text = escape(printable(f.message))
+        if f.status in (Status.FAIL, Status.WARNING):
+            for e in f.evidence:
+                where = "at " if e.path else ""
+                text += f"\n[dim]{where}{escape(printable(describe_evidence(e)))}[/dim]"
+            if f.remediation:
+                text += f"\n[dim]fix: {escape(f.remediation)}[/dim]"
+        table.add_row(f"[{STATUS_STYLE[f.status]}]{f.status}[/]", escape(f.check_id),
+                      escape(", ".join(f.covers)), text)
     return table
 
 
@@ -66,3 +76,27 @@ def summary_line(findings: list[Finding]) -> str:
     count = {s: sum(1 for f in findings if f.status is s) for s in Status}
     return (f"{count[Status.PASS]} passed, {count[Status.FAIL]} failed, "
             f"{count[Status.WARNING]} warnings, {count[Status.SKIP]} skipped")
+
+
+def describe_evidence(e: Evidence) -> str:
+    """``/etc/ssh/sshd_config:12: seen '0', required '180'``, with the parts that are known."""
+    where = e.path or ""
+    if e.path and e.line is not None:
+        where += f":{e.line}"
+    what = [f"{label} {value!r}" for label, value in (("seen", e.seen), ("required", e.required))
+            if value is not None]
+    return ": ".join(p for p in (where, ", ".join(what)) if p)
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control characters shown as ``\xNN`` (``\uNNNN`` above 0xFF).
+
+    Messages and evidence quote files from the image, which anyone may have written: an escape
+    sequence must not reach a terminal, and XML 1.0 (JUnit) cannot hold most controls at all.
+    """
+    return _UNPRINTABLE.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"

@@ -1,0 +1,62 @@
+"""The JSON report: versioned, documented in docs/report-format.md, checked by a JSON Schema.
+
+Programs depend on this format, so it changes only by adding optional keys; anything else
+raises :data:`SCHEMA_VERSION` and gets a new schema file (``schemas/report-v2.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from vmimage.findings import Finding
+from vmimage.report.model import TOOL_NAME, Report, severity_of
+from vmimage.requirements import REQUIREMENTS
+
+SCHEMA_VERSION = 1
+SCHEMA_ID = "https://vmimage.dev/schemas/report-v1.json"
+
+
+def to_dict(report: Report) -> dict[str, object]:
+    """The report as plain data, in the shape ``schemas/report-v1.json`` describes."""
+    return {
+        "schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": TOOL_NAME, "version": report.tool_version},
+        "target": {"path": report.target, "kind": report.target_kind},
+        "profile": report.profile,
+        "started": report.started.isoformat(),
+        "duration_s": round(report.duration_s, 6),
+        "bytes_read": report.bytes_read,
+        "system": dict(report.system),
+        "disk": report.disk,
+        "summary": {
+            "certified": report.certified,
+            "exit_code": report.exit_code,
+            "counts": report.counts,
+            "total": len(report.findings),
+        },
+        "findings": [finding_dict(f, report.profile) for f in report.sorted_findings()],
+        "requirements": {rid: {"source": r.source, "area": r.area, "section": r.section,
+                               "text": r.text}
+                         for rid in report.covered() if (r := REQUIREMENTS.get(rid))},
+    }
+
+
+def finding_dict(finding: Finding, profile: str) -> dict[str, object]:
+    """One finding with the severity its rule has under ``profile``."""
+    data = finding.to_dict()
+    data["severity"] = severity_of(finding, profile)
+    return data
+
+
+def render_json(report: Report) -> str:
+    """The report as indented JSON text (UTF-8 kept readable, not escaped)."""
+    return json.dumps(to_dict(report), indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def schema() -> dict[str, object]:
+    """The bundled JSON Schema of this format (draft 2020-12)."""
+    text = resources.files("vmimage").joinpath("schemas/report-v1.json").read_text("utf-8")
+    loaded: dict[str, object] = json.loads(text)
+    return loaded

@@ -1,0 +1,85 @@
+"""The JSON report: versioned, and valid against its bundled JSON Schema."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from tests.report_samples import HOSTILE, real_report, sample_report
+from vmimage.report import json_report
+from vmimage.report.render import render
+
+
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json_report.schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema,
+                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_schema_identity_matches_the_document():
+    schema = json_report.schema()
+    assert schema["$id"] == json_report.SCHEMA_ID
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["properties"]["schema_version"] == {"const": json_report.SCHEMA_VERSION}
+
+
+@pytest.mark.parametrize("failing", [True, False])
+def test_sample_report_validates(failing):
+    doc = json.loads(render(sample_report(failing=failing), "json"))
+    _validator().validate(doc)
+    assert doc["schema"] == json_report.SCHEMA_ID
+    assert doc["schema_version"] == 1
+    assert doc["summary"]["certified"] is not failing
+    assert doc["summary"]["exit_code"] == (1 if failing else 0)
+
+
+def test_real_report_validates(tmp_path):
+    report = real_report(tmp_path)
+    doc = json.loads(render(report, "json"))
+    _validator().validate(doc)
+    assert doc["disk"]["format"] == "vhd-fixed"
+    assert {f["check_id"] for f in doc["findings"]} >= {"VHD-FIXED-FORMAT", "VHD-FOOTER-VALID"}
+
+
+def test_findings_carry_everything():
+    doc = json.loads(render(sample_report(), "json"))
+    failed = [f for f in doc["findings"] if f["status"] == "fail"]
+    assert len(failed) == 1
+    f = failed[0]
+    assert f["message"] == HOSTILE  # exact content: JSON escapes, it does not rewrite
+    assert f["covers"] == ["LNX-HISTORY", "MS-48", "LISA-verify_bash_history_is_empty"]
+    assert f["evidence"][0] == {"path": "/home/a b/.bash_history", "line": 3, "seen": HOSTILE,
+                                "required": "0 bytes"}
+    assert f["severity"] == "fail"
+    assert doc["requirements"]["MS-48"]["source"] == "ms-tool"
+    assert doc["summary"]["counts"] == {"pass": 2, "fail": 1, "warning": 1, "skip": 1}
+
+
+def test_severity_of_a_pass_comes_from_the_registry():
+    doc = json.loads(render(sample_report(), "json"))
+    by_id = {f["check_id"]: f for f in doc["findings"]}
+    assert by_id["VHD-FIXED-FORMAT"]["severity"] == "fail"
+    assert by_id["TEST-SSH-ALIVE"]["severity"] is None  # not a registered check
+
+
+def test_findings_are_sorted():
+    doc = json.loads(render(sample_report(), "json"))
+    keys = [(f["check_id"], f["message"]) for f in doc["findings"]]
+    assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d.pop("findings"),
+    lambda d: d.update(schema_version=2),
+    lambda d: d["findings"][0].update(status="error"),
+    lambda d: d["findings"][0]["evidence"].append({"path": "/x"}),
+    lambda d: d["summary"]["counts"].pop("skip"),
+])
+def test_schema_rejects_broken_documents(mutate):
+    doc = json.loads(render(sample_report(), "json"))
+    mutate(doc)
+    with pytest.raises(jsonschema.ValidationError):
+        _validator().validate(doc)
