@@ -1,0 +1,99 @@
+"""Facts: what a system is, read once per run and shared by every check.
+
+Each fact is read lazily (a check that is skipped costs nothing) and cached (ten checks that
+need the package list read the dpkg status file once). Facts read only through the Target
+protocol, so they are the same offline, on a root directory, and live.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from vmimage.facts.fstab import FstabEntry, parse_fstab
+
+if TYPE_CHECKING:
+    from vmimage.facts.accounts import SudoersLine, User
+    from vmimage.facts.bootcfg import KernelCmdline
+    from vmimage.facts.osrelease import OsRelease
+    from vmimage.facts.packages import PackageDb
+    from vmimage.facts.sshd import SshdConfig
+    from vmimage.facts.swap import SwapSource
+    from vmimage.facts.waagent import WaagentConf
+    from vmimage.targets.base import Target
+
+
+class Facts:
+    """Lazily read, cached knowledge about one target."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def read_text_or_none(self, path: str) -> str | None:
+        """A file's text, or None when it is absent (or a directory)."""
+        try:
+            return self.target.read_text(path)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    @cached_property
+    def os_release(self) -> OsRelease | None:
+        """/etc/os-release."""
+        from vmimage.facts.osrelease import read_os_release
+
+        return read_os_release(self.target)
+
+    @cached_property
+    def packages(self) -> PackageDb:
+        """Installed packages from dpkg or the RPM database."""
+        from vmimage.facts.packages import read_packages
+
+        return read_packages(self.target)
+
+    @cached_property
+    def sshd(self) -> SshdConfig:
+        """sshd's effective configuration (Include-aware, first value wins)."""
+        from vmimage.facts.sshd import read_sshd_config
+
+        return read_sshd_config(self.target)
+
+    @cached_property
+    def kernel_cmdlines(self) -> list[KernelCmdline]:
+        """Kernel command lines from the boot loader configuration, the default entry first."""
+        from vmimage.facts.bootcfg import read_kernel_cmdlines
+
+        return read_kernel_cmdlines(self.target)
+
+    @cached_property
+    def users(self) -> list[User]:
+        """/etc/passwd joined with /etc/shadow."""
+        from vmimage.facts.accounts import read_users
+
+        return read_users(self.target)
+
+    @cached_property
+    def sudoers(self) -> list[SudoersLine]:
+        """Every effective sudoers line, includes followed."""
+        from vmimage.facts.accounts import read_sudoers
+
+        return read_sudoers(self.target)
+
+    @cached_property
+    def waagent(self) -> WaagentConf:
+        """/etc/waagent.conf."""
+        from vmimage.facts.waagent import read_waagent_conf
+
+        return read_waagent_conf(self.target)
+
+    @cached_property
+    def swap_sources(self) -> list[SwapSource]:
+        """Every place that would create swap at boot, other than swap partitions."""
+        from vmimage.facts.swap import swap_sources
+
+        return swap_sources(self.target)
+
+    @cached_property
+    def fstab(self) -> list[FstabEntry]:
+        """/etc/fstab entries."""
+        text = self.read_text_or_none("/etc/fstab")
+        return parse_fstab(text) if text is not None else []

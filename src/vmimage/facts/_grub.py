@@ -1,0 +1,325 @@
+"""GRUB 2's script language, evaluated just far enough to list what ``grub.cfg`` boots.
+
+grub-mkconfig writes a program, not a table: the default entry is a variable set inside
+``if`` blocks, RHEL 8 sets ``kernelopts`` only ``if [ -z "${kernelopts}" ]`` (grubenv wins),
+Ubuntu appends ``$vt_handoff``. This walks the commands in order with grub's quoting rules
+(grub-core/script/yylex.l), keeps variables, decides the ``[ ... ]`` tests whose operands are
+all known, and runs both branches of the others. Functions are not run; menu entries are
+collected with their ``linux`` commands.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[?#@*]")
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
+LINUX_COMMANDS = ("linux", "linux16", "linuxefi")
+
+#: What a current GRUB announces about itself before reading grub.cfg (normal/main.c).
+FEATURES = {name: "y" for name in (
+    "feature_chainloader_bpb", "feature_ntldr", "feature_platform_search_hint",
+    "feature_default_font_path", "feature_all_video_module", "feature_menuentry_id",
+    "feature_menuentry_options", "feature_200_final", "feature_nativedisk_cmd",
+    "feature_timeout_style")}
+
+
+@dataclass(slots=True)
+class Command:
+    """One simple command: its expanded words and the line it starts on."""
+
+    words: list[str]
+    line: int
+    undefined: bool = False  # an expansion referred to a variable that was never set
+
+
+class Lexer:
+    """Yields commands lazily, so each is expanded with the variables set before it."""
+
+    def __init__(self, text: str, env: dict[str, str]) -> None:
+        self.s = text
+        self.i = 0
+        self.line = 1
+        self.env = env
+
+    def _peek(self) -> str:
+        return self.s[self.i] if self.i < len(self.s) else ""
+
+    def _take(self) -> str:
+        c = self.s[self.i]
+        self.i += 1
+        if c == "\n":
+            self.line += 1
+        return c
+
+    def _variable(self, cmd: Command) -> str:
+        if self._peek() == "{":
+            close = self.s.find("}", self.i)
+            name = self.s[self.i + 1:close] if close > 0 else ""
+            if not _NAME.fullmatch(name):
+                return "$"
+            self.i = close + 1
+        else:
+            match = _NAME.match(self.s, self.i)
+            if not match:
+                return "$"
+            name = match.group(0)
+            self.i = match.end()
+        if name not in self.env:
+            cmd.undefined = True
+        return self.env.get(name, "")
+
+    def commands(self) -> Iterator[Command]:
+        """Each command in order; ``{`` ends a command (kept as its last word), ``}`` is one."""
+        while self.i < len(self.s):
+            cmd = Command([], self.line)
+            while self.i < len(self.s):
+                c = self._peek()
+                if c in "\n;":
+                    self._take()
+                    if cmd.words:
+                        break
+                    cmd.line = self.line
+                    continue
+                if c in " \t\r":
+                    self._take()
+                    continue
+                if c == "#":
+                    while self.i < len(self.s) and self._peek() != "\n":
+                        self._take()
+                    continue
+                if not cmd.words:
+                    cmd.line = self.line
+                pieces = self._word(cmd)
+                cmd.words += [text for text, quoted in pieces if quoted or text]
+                if len(pieces) == 1 and not pieces[0][1] and pieces[0][0] in ("{", "}"):
+                    break
+            if cmd.words:
+                yield cmd
+
+    def _word(self, cmd: Command) -> list[tuple[str, bool]]:
+        """One word as written: several when an unquoted ``$var`` holds spaces (grub splits)."""
+        done: list[tuple[str, bool]] = []
+        out: list[str] = []
+        quoted = False
+        while self.i < len(self.s):
+            c = self._peek()
+            if c in " \t\r\n;":
+                break
+            self._take()
+            if c == "'":
+                quoted = True
+                end = self.s.find("'", self.i)
+                end = len(self.s) if end < 0 else end
+                chunk = self.s[self.i:end]
+                self.line += chunk.count("\n")
+                out.append(chunk)
+                self.i = min(end + 1, len(self.s))
+            elif c == '"':
+                quoted = True
+                while self.i < len(self.s):
+                    d = self._take()
+                    if d == '"':
+                        break
+                    if d == "\\" and self._peek() in ('"', "\\", "$", "\n"):
+                        e = self._take()
+                        if e != "\n":
+                            out.append(e)
+                    elif d == "$":
+                        out.append(self._variable(cmd))
+                    else:
+                        out.append(d)
+            elif c == "\\":
+                if self.i < len(self.s):
+                    e = self._take()
+                    if e != "\n":
+                        out.append(e)
+            elif c == "$":
+                fields = re.split(r"[ \t\n]+", self._variable(cmd))
+                out.append(fields[0])
+                for field in fields[1:]:
+                    done.append(("".join(out), quoted))
+                    out, quoted = [field], False
+            else:
+                out.append(c)
+        done.append(("".join(out), quoted))
+        return done
+
+
+def test_condition(words: list[str]) -> bool | None:
+    """The value of ``[ ... ]`` for the forms grub-mkconfig writes, None when undecidable."""
+    if len(words) < 2 or words[0] != "[" or words[-1] != "]":
+        return None
+    inner = words[1:-1]
+    if len(inner) == 1:
+        return inner[0] != ""
+    if len(inner) == 2 and inner[0] in ("-z", "-n"):
+        return (inner[1] == "") == (inner[0] == "-z")
+    if len(inner) == 3 and inner[1] in ("=", "==", "!="):
+        return (inner[0] == inner[2]) == (inner[1] != "!=")
+    return None
+
+
+@dataclass(slots=True)
+class LinuxLine:
+    """A ``linux`` command inside a menu entry."""
+
+    kernel: str
+    args: tuple[str, ...]
+    line: int
+
+
+@dataclass(slots=True)
+class MenuEntry:
+    """A ``menuentry`` (or ``submenu``, which holds others), as grub lists it."""
+
+    title: str
+    entry_id: str
+    line: int
+    kind: str  # "menuentry" | "submenu"
+    linux: list[LinuxLine] = field(default_factory=list)
+    children: list[MenuEntry] = field(default_factory=list)
+
+
+def _entry_head(words: list[str], kind: str, line: int) -> MenuEntry:
+    """Title and id from ``menuentry TITLE [--class C]... [--id ID] {``."""
+    takes_value = {"--class", "--users", "--hotkey", "--id", "--source"}
+    positional: list[str] = []
+    entry_id = ""
+    args = words[1:-1] if words[-1] == "{" else words[1:]
+    k = 0
+    while k < len(args):
+        arg = args[k]
+        if arg in takes_value:
+            if arg == "--id" and k + 1 < len(args):
+                entry_id = args[k + 1]
+            k += 2
+            continue
+        if not arg.startswith("--"):
+            positional.append(arg)
+        k += 1
+    title = positional[0] if positional else ""
+    if not entry_id and len(positional) > 1:
+        entry_id = positional[1]
+    return MenuEntry(title, entry_id, line, kind)
+
+
+@dataclass
+class _Frame:
+    kind: str  # "if", "menuentry", "submenu", "function", "block"
+    cond: bool | None = None
+    in_else: bool = False
+    entry: MenuEntry | None = None
+
+
+@dataclass
+class Script:
+    """The result of walking a grub.cfg: its menu and its variables at the end."""
+
+    entries: list[MenuEntry]
+    env: dict[str, str]
+    blscfg: bool  # the file calls ``blscfg``: BLS entries are part of its menu
+
+
+def _running(stack: list[_Frame]) -> bool:
+    for frame in stack:
+        if frame.kind == "function":
+            return False
+        if frame.kind == "if" and frame.cond is not None and frame.cond == frame.in_else:
+            return False
+    return True
+
+
+def run(text: str, env: dict[str, str]) -> Script:
+    """Walk a grub.cfg with ``env`` as the variables grub has when it starts (grubenv)."""
+    entries: list[MenuEntry] = []
+    stack: list[_Frame] = []
+    blscfg = False
+    for cmd in Lexer(text, env).commands():
+        words = cmd.words
+        while words and words[0] in ("then", "else", "do") and len(words) > 1:
+            _keyword(words[0], stack, cmd)
+            words = words[1:]
+        head = words[0]
+        if head in ("if", "elif", "then", "else", "fi", "do", "done", "while", "until", "for"):
+            _keyword(head, stack, Command(words, cmd.line, cmd.undefined))
+            continue
+        if head == "}":
+            if stack:
+                stack.pop()
+            continue
+        if words[-1] == "{":
+            frame = _open_block(words, cmd.line, stack, entries)
+            stack.append(frame)
+            continue
+        if not _running(stack):
+            continue
+        if head in LINUX_COMMANDS and len(words) > 1:
+            entry = next((f.entry for f in reversed(stack) if f.entry is not None), None)
+            if entry is not None and entry.kind == "menuentry":
+                entry.linux.append(LinuxLine(words[1], tuple(words[2:]), cmd.line))
+        elif head == "blscfg":
+            blscfg = True
+        else:
+            _assign(words, env)
+    return Script(entries, env, blscfg)
+
+
+def _keyword(head: str, stack: list[_Frame], cmd: Command) -> None:
+    if head == "if":
+        cond = None if cmd.undefined else test_condition(cmd.words[1:])
+        stack.append(_Frame("if", cond))
+    elif head in ("while", "until", "for"):
+        stack.append(_Frame("loop"))
+    elif head == "elif" and stack and stack[-1].kind == "if":
+        stack[-1].cond, stack[-1].in_else = None, False
+    elif head == "else" and stack and stack[-1].kind == "if":
+        stack[-1].in_else = True
+    elif head in ("fi", "done") and stack:
+        stack.pop()
+
+
+def _open_block(words: list[str], line: int, stack: list[_Frame],
+                entries: list[MenuEntry]) -> _Frame:
+    kind = words[0] if words[0] in ("menuentry", "submenu", "function") else "block"
+    if kind in ("menuentry", "submenu") and _running(stack):
+        entry = _entry_head(words, kind, line)
+        parent = next((f.entry for f in reversed(stack) if f.entry is not None), None)
+        if parent is not None and parent.kind == "submenu":
+            parent.children.append(entry)
+        elif parent is None:
+            entries.append(entry)
+        return _Frame(kind, entry=entry)
+    if kind in ("menuentry", "submenu"):
+        return _Frame("function")  # a menu entry in a branch that does not run
+    return _Frame(kind)
+
+
+def _assign(words: list[str], env: dict[str, str]) -> None:
+    if words[0] == "set":
+        for word in words[1:]:
+            match = _ASSIGN.fullmatch(word)
+            if match:
+                env[match.group(1)] = match.group(2)
+    elif words[0] == "unset":
+        for name in words[1:]:
+            env.pop(name, None)
+    elif len(words) == 1:
+        match = _ASSIGN.fullmatch(words[0])
+        if match:
+            env[match.group(1)] = match.group(2)
+
+
+def parse_grubenv(text: str) -> dict[str, str]:
+    """The 1 KiB environment block: ``name=value`` lines after the header, ``#`` padding."""
+    values: dict[str, str] = {}
+    for raw in text.split("\n"):
+        if not raw or raw.startswith("#"):
+            continue
+        name, sep, value = raw.partition("=")
+        if sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            values[name] = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1),
+                                  value)
+    return values
