@@ -1,0 +1,24 @@
+"""Shared fixtures: the compliant Debian disk (built once, cached on disk) and sparse copies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import imagebuild as ib
+
+
+@pytest.fixture(scope="session")
+def compliant_vhd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A compliant Debian 12 on a 30 GiB sparse fixed VHD (MBR, ext4 root)."""
+    disk = ib.compliant_copy(tmp_path_factory.mktemp("compliant") / "disk.raw")
+    return ib.to_vhd(disk, method="vmimage")
+
+
+@pytest.fixture
+def violation_copy() -> Iterator[ib.Disk]:
+    """A private sparse copy of the compliant raw disk, to break one rule in."""
+    with ib.compliant_disk_copy() as disk:
+        yield disk
