@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests import imagebuild as ib  # noqa: E402
-from vmimage.checks.run import check_target  # noqa: E402
-from vmimage.profiles import load_profile  # noqa: E402
+from tests import imagebuild as ib
+
+from vmimage.checks.run import check_target
+from vmimage.profiles import load_profile
 
 
 def drop_caches() -> None:

@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from vmimage.cli import check, checks, vhd
+from vmimage.cli import certify, check, checks, offer, submit, vhd
 from vmimage.errors import VmimageError
 
 app = typer.Typer(
@@ -24,6 +24,9 @@ app = typer.Typer(
 app.add_typer(vhd.app, name="vhd")
 app.add_typer(checks.app, name="checks")
 app.command(name="check")(check.check)
+app.add_typer(offer.app, name="offer")
+app.add_typer(submit.app, name="submit")
+app.command(name="certify")(certify.certify)
 
 
 def main() -> None:

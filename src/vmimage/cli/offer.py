@@ -1,0 +1,70 @@
+"""``vmimage offer validate | urls``: the offer manifest, checked and shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
+from vmimage.findings import worst_exit_code
+from vmimage.offer.manifest import load_manifest
+from vmimage.offer.probe import probe_disk
+from vmimage.offer.rules import validate_offer
+from vmimage.offer.sas import redact_finding
+from vmimage.offer.urls import sku_urls
+from vmimage.report.console import console, render_findings, summary_line
+
+app = typer.Typer(help="Validate an offer manifest (offer.yaml) and show its public URLs.",
+                  no_args_is_help=True)
+
+ManifestArg = Annotated[Path, typer.Argument(help="The offer manifest (offer.yaml).",
+                                             readable=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command()
+def validate(
+    manifest: ManifestArg,
+    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = DEFAULT,
+    previous: Annotated[Path | None, typer.Option(
+        help="The manifest as last published: versions may only raise the patch number.",
+        readable=False)] = None,
+    no_disks: Annotated[bool, typer.Option("--no-disks", help="Do not open local disk files "
+                                           "(size, OS family and boot type rules skip).")] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """Check every OFR-* and PUB-* rule; exit 1 when one fails, 2 when a file is unreadable."""
+    chosen = profile_option(profile)
+    loaded = load_manifest(manifest)
+    published = load_manifest(previous) if previous is not None else None
+    findings = validate_offer(loaded, chosen, published, None if no_disks else probe_disk)
+    findings = [redact_finding(f) for f in findings]
+    if as_json:
+        counts = {s: sum(1 for f in findings if str(f.status) == s)
+                  for s in ("pass", "fail", "warning", "skip")}
+        print(json.dumps({"manifest": str(manifest), "profile": chosen.name,
+                          "counts": counts, "findings": [f.to_dict() for f in findings]},
+                         indent=2))
+    else:
+        out = console()
+        out.print(render_findings(findings, f"{manifest} ({chosen.name})"))
+        out.print(summary_line(findings))
+    return worst_exit_code(findings)
+
+
+@app.command()
+def urls(manifest: ManifestArg, as_json: JsonOpt = False) -> int:
+    """Show the public marketplace and portal URLs of each SKU (OFR-URL)."""
+    found = sku_urls(load_manifest(manifest).require())
+    if as_json:
+        print(json.dumps([u.to_dict() for u in found], indent=2))
+        return 0
+    labels = ("marketplace (2015 guide)", "portal (2015 guide)", "storefront (today)")
+    for u in found:
+        print(u.sku)
+        for label, url in zip(labels, (u.marketplace, u.portal, u.storefront), strict=True):
+            print(f"  {label + ':':26} {url}")
+    return 0

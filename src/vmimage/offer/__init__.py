@@ -1,0 +1,14 @@
+"""The offer layer: ``offer.yaml`` read, validated and rendered (guide §1, §4.1, §5.3).
+
+- :mod:`~vmimage.offer.manifest` reads the manifest (YAML 1.2, lines kept) into
+  :mod:`~vmimage.offer.model`, or into findings naming file, line and key;
+- :mod:`~vmimage.offer.rules` holds every OFR-*/PUB-* rule (``validate_offer``);
+- :mod:`~vmimage.offer.urls`, :mod:`~vmimage.offer.classic` and
+  :mod:`~vmimage.offer.partner_center` render the public URLs, the guide's Create VM Image
+  bodies and Partner Center's plan technical configuration;
+- :mod:`~vmimage.offer.sas` and :mod:`~vmimage.offer.secure` keep SAS tokens out of the
+  manifest, the command line and every printed text, and write submissions 0600.
+
+:mod:`~vmimage.offer.certify` stands apart: it runs the checks (rulings: ``certify`` stands
+above ``checks`` and ``offer``) and nothing else here imports it.
+"""
