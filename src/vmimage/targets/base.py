@@ -122,3 +122,59 @@ class Target(Protocol):
     def close(self) -> None:
         """Release files and connections."""
         ...
+
+
+class PathTarget:
+    """What every file-based target derives from its primitives.
+
+    A subclass provides ``resolve``, ``read_bytes``, ``stat`` and ``iterdir``; reading text,
+    existence and globbing follow from them the same way for an image and a directory.
+    """
+
+    def resolve(self, path: str, follow_last: bool = True) -> str:
+        """The path with symlinks resolved inside the target's root."""
+        raise NotImplementedError
+
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        """The file's content (its first ``limit`` bytes when given)."""
+        raise NotImplementedError
+
+    def stat(self, path: str, follow: bool = True) -> FileStat:
+        """Mode, size, owner and time of the path."""
+        raise NotImplementedError
+
+    def iterdir(self, path: str) -> list[str]:
+        """Names in a directory, sorted."""
+        raise NotImplementedError
+
+    def read_text(self, path: str) -> str:
+        """The file decoded as UTF-8, undecodable bytes replaced."""
+        return self.read_bytes(path).decode("utf-8", "replace")
+
+    def exists(self, path: str) -> bool:
+        """Whether the path exists (following symlinks inside the root)."""
+        try:
+            self.resolve(path)
+        except OSError:
+            return False
+        return True
+
+    def glob(self, pattern: str) -> list[str]:
+        """Absolute paths matching a shell pattern, component by component; dangling links
+        match too, as the shell's do."""
+        from vmimage.targets.paths import glob_components
+
+        found = glob_components(pattern, self.iterdir, self._is_dir)
+        return [p for p in found if self.exists(p) or self._is_link(p)]
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            return self.stat(path).is_dir
+        except OSError:
+            return False
+
+    def _is_link(self, path: str) -> bool:
+        try:
+            return self.stat(path, follow=False).is_symlink
+        except OSError:
+            return False

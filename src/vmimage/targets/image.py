@@ -15,7 +15,7 @@ from vmimage.disk.inspect import DiskInfo, open_disk
 from vmimage.errors import UnsupportedError
 from vmimage.facts.fstab import FstabEntry, parse_fstab
 from vmimage.targets import lvm, partitions, paths
-from vmimage.targets.base import DiskLayout, FileStat, Partition
+from vmimage.targets.base import DiskLayout, FileStat, Partition, PathTarget
 from vmimage.targets.blockio import BlockCache
 from vmimage.targets.filesystems import Filesystem, short_error
 from vmimage.targets.mounts import Mount, MountTable, match_spec, names_a_device
@@ -27,7 +27,7 @@ SWAP_MOUNTPOINT = "[SWAP]"  # Partition.mountpoint of a swap volume fstab names,
 UNREADABLE_ROOT = frozenset({"btrfs", "crypto_LUKS"})
 
 
-class ImageTarget:
+class ImageTarget(PathTarget):
     """Read a Linux system from a disk image file (raw, VHD, VHDX, qcow2, VMDK), read-only."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -249,18 +249,6 @@ class ImageTarget:
         fs, inner = self._locate(self.resolve(path))
         return fs.read(inner, limit)
 
-    def read_text(self, path: str) -> str:
-        """A file decoded as UTF-8, undecodable bytes replaced."""
-        return self.read_bytes(path).decode("utf-8", "replace")
-
-    def exists(self, path: str) -> bool:
-        """Whether the path exists, following links."""
-        try:
-            self.resolve(path)
-        except OSError:
-            return False
-        return True
-
     def stat(self, path: str, follow: bool = True) -> FileStat:
         """Mode, size, owner and modification time."""
         fs, inner = self._locate(self.resolve(path, follow_last=follow))
@@ -274,25 +262,6 @@ class ImageTarget:
     def readlink(self, path: str) -> str:
         """A symlink's target as stored."""
         return self._readlink(self.resolve(path, follow_last=False))
-
-    def glob(self, pattern: str) -> list[str]:
-        """Absolute paths matching a shell pattern, component by component."""
-        if not self._mounts.mounts:
-            return []
-        found = paths.glob_components(pattern, self.iterdir, self._is_dir)
-        return [p for p in found if self.exists(p) or self._is_link(p)]
-
-    def _is_dir(self, path: str) -> bool:
-        try:
-            return self.stat(path).is_dir
-        except OSError:
-            return False
-
-    def _is_link(self, path: str) -> bool:
-        try:
-            return self.stat(path, follow=False).is_symlink
-        except OSError:
-            return False
 
     def close(self) -> None:
         """Close the filesystems, the LVM handles and the image file."""

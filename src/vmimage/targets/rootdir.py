@@ -12,10 +12,10 @@ from pathlib import Path
 
 from vmimage.errors import InputError
 from vmimage.targets import paths
-from vmimage.targets.base import DiskLayout, FileStat
+from vmimage.targets.base import DiskLayout, FileStat, PathTarget
 
 
-class RootDirTarget:
+class RootDirTarget(PathTarget):
     """Read a system from a directory holding its root filesystem."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -54,18 +54,6 @@ class RootDirTarget:
         with open(self._real(path), "rb") as f:
             return f.read() if limit is None else f.read(limit)
 
-    def read_text(self, path: str) -> str:
-        """Read a file as UTF-8."""
-        return self.read_bytes(path).decode("utf-8", "replace")
-
-    def exists(self, path: str) -> bool:
-        """Whether the path exists inside the root."""
-        try:
-            self.resolve(path)
-        except OSError:
-            return False
-        return True
-
     def stat(self, path: str, follow: bool = True) -> FileStat:
         """Stat inside the root."""
         host = self._host(self.resolve(path, follow_last=follow))
@@ -79,17 +67,6 @@ class RootDirTarget:
     def readlink(self, path: str) -> str:
         """A symlink's stored target."""
         return os.readlink(self._host(self.resolve(path, follow_last=False)))
-
-    def glob(self, pattern: str) -> list[str]:
-        """Shell-pattern expansion inside the root."""
-        found = paths.glob_components(pattern, self.iterdir, self._is_dir)
-        return [p for p in found if self.exists(p) or self._kind(p) == "link"]
-
-    def _is_dir(self, path: str) -> bool:
-        try:
-            return self.stat(path).is_dir
-        except OSError:
-            return False
 
     def layout(self) -> DiskLayout | None:
         """A directory has no disk."""
