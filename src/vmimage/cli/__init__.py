@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from vmimage.cli import certify, check, checks, offer, submit, vhd
 from vmimage.errors import VmimageError
+
+try:  # typer >= 0.24 vendors its own click, whose exceptions are other classes
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses the click package
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 app = typer.Typer(
     name="vmimage",
@@ -36,13 +40,13 @@ def main() -> None:
     except VmimageError as exc:
         print(f"vmimage: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("vmimage: interrupted", file=sys.stderr)
         sys.exit(130)
-    except KeyboardInterrupt:
-        print("vmimage: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click_exceptions.ClickException as exc:
+        # One line, like every other input error: what is wrong and where to look.
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "vmimage"
+        print(f"vmimage: {exc.format_message()} (see {where} --help)", file=sys.stderr)
         sys.exit(2)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
-from vmimage.offer.certify import certify_offer, write_package
-from vmimage.report.console import printable
 
 
 def certify(
@@ -25,6 +23,9 @@ def certify(
     """Run vhd validate and check on each local disk of each SKU version and write the
     package (results in JSON and HTML, log, questionnaire, summary); exit 0 when certified,
     1 when not (a failure, or a disk that could not be checked)."""
+    from vmimage.offer.certify import certify_offer, write_package
+    from vmimage.report.console import printable
+
     chosen = profile_option(profile)
 
     def progress(text: str) -> None:

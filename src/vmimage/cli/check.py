@@ -9,11 +9,9 @@ from typing import Annotated
 
 import typer
 
-from vmimage.checks.run import check_target
 from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
-from vmimage.disk.validate import ROLES
 from vmimage.errors import InputError
-from vmimage.report.render import FORMATS, render
+from vmimage.report import FORMATS
 
 
 def check(
@@ -27,6 +25,10 @@ def check(
                                                    "(repeatable).")] = None,
 ) -> int:
     """Certify TARGET against every Linux rule; exit 0 if nothing failed, 1 if a check failed."""
+    from vmimage.checks.run import check_target
+    from vmimage.profiles import ROLES
+    from vmimage.report.render import render
+
     if fmt not in FORMATS:
         raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
     if role not in ROLES:

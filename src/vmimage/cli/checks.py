@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from vmimage.errors import InputError
-from vmimage.report.catalog import all_checks, check_detail, check_dict, checks_table
-from vmimage.report.console import console
 
 app = typer.Typer(help="List the checks and show where each one lives.", no_args_is_help=True)
 
@@ -27,6 +25,9 @@ def _format(fmt: str) -> str:
 @app.command("list")
 def list_checks(fmt: FormatOpt = "text") -> int:
     """Every check: ID, title, default severity, requirements covered, OS, needs, module."""
+    from vmimage.report.catalog import all_checks, check_dict, checks_table
+    from vmimage.report.console import console
+
     metas = all_checks()
     if _format(fmt) == "json":
         print(json.dumps([check_dict(m) for m in metas], indent=2))
@@ -39,6 +40,9 @@ def list_checks(fmt: FormatOpt = "text") -> int:
 def show(check_id: Annotated[str, typer.Argument(metavar="ID", help="A check ID.")],
          fmt: FormatOpt = "text") -> int:
     """Everything about one check, starting with the file and line that define it."""
+    from vmimage.report.catalog import all_checks, check_detail, check_dict
+    from vmimage.report.console import console
+
     metas = {m.id: m for m in all_checks()}
     meta = metas.get(check_id.upper())
     if meta is None:

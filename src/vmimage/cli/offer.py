@@ -10,12 +10,6 @@ import typer
 
 from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
 from vmimage.findings import worst_exit_code
-from vmimage.offer.manifest import load_manifest
-from vmimage.offer.probe import probe_disk
-from vmimage.offer.rules import validate_offer
-from vmimage.offer.sas import redact_finding
-from vmimage.offer.urls import sku_urls
-from vmimage.report.console import console, render_findings, summary_line
 
 app = typer.Typer(help="Validate an offer manifest (offer.yaml) and show its public URLs.",
                   no_args_is_help=True)
@@ -37,6 +31,12 @@ def validate(
     as_json: JsonOpt = False,
 ) -> int:
     """Check every OFR-* and PUB-* rule; exit 1 when one fails, 2 when a file is unreadable."""
+    from vmimage.offer.manifest import load_manifest
+    from vmimage.offer.probe import probe_disk
+    from vmimage.offer.rules import validate_offer
+    from vmimage.offer.sas import redact_finding
+    from vmimage.report.console import console, render_findings, summary_line
+
     chosen = profile_option(profile)
     loaded = load_manifest(manifest)
     published = load_manifest(previous) if previous is not None else None
@@ -58,6 +58,9 @@ def validate(
 @app.command()
 def urls(manifest: ManifestArg, as_json: JsonOpt = False) -> int:
     """Show the public marketplace and portal URLs of each SKU (OFR-URL)."""
+    from vmimage.offer.manifest import load_manifest
+    from vmimage.offer.urls import sku_urls
+
     found = sku_urls(load_manifest(manifest).require())
     if as_json:
         print(json.dumps([u.to_dict() for u in found], indent=2))

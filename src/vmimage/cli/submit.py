@@ -5,21 +5,16 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
 from vmimage.errors import InputError
 from vmimage.findings import Status
-from vmimage.offer.classic import render_classic, request_line
-from vmimage.offer.manifest import load_manifest
-from vmimage.offer.partner_center import render_partner_center
-from vmimage.offer.rules import validate_offer
-from vmimage.offer.sas import read_tokens, redact, redact_finding
-from vmimage.offer.secure import private_dir, write_private
-from vmimage.offer.submission import Rendered
-from vmimage.report.console import describe_evidence, printable
+
+if TYPE_CHECKING:
+    from vmimage.offer.submission import Rendered
 
 FORMATS = ("classic-xml", "partner-center")
 #: Rules about local files: rendering needs blob URLs only, not the VHDs on this machine.
@@ -31,6 +26,9 @@ app = typer.Typer(help="Render submission documents from an offer manifest.",
 
 
 def _err(text: str) -> None:
+    from vmimage.offer.sas import redact
+    from vmimage.report.console import printable
+
     print(printable(redact(text)), file=sys.stderr)
 
 
@@ -53,6 +51,13 @@ def render(
     """Render the Create VM Image request bodies (classic-xml, the guide's §4.1) or the Partner
     Center plan technical configuration (partner-center); exit 1 when the manifest breaks a
     rule, 2 when it cannot be rendered."""
+    from vmimage.offer.classic import render_classic
+    from vmimage.offer.manifest import load_manifest
+    from vmimage.offer.partner_center import render_partner_center
+    from vmimage.offer.rules import validate_offer
+    from vmimage.offer.sas import read_tokens, redact_finding
+    from vmimage.report.console import describe_evidence
+
     if fmt not in FORMATS:
         raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
     if fmt == "classic-xml" and (sas_env or sas_file):
@@ -88,6 +93,8 @@ def render(
 
 
 def _write(rendered: Rendered, output: Path) -> None:
+    from vmimage.offer.secure import private_dir, write_private
+
     private_dir(output)
     for name, text in rendered.documents.items():
         path = write_private(output / _SAFE_NAME.sub("_", name), text)
@@ -95,6 +102,9 @@ def _write(rendered: Rendered, output: Path) -> None:
 
 
 def _print(rendered: Rendered, fmt: str, tokens_given: bool) -> None:
+    from vmimage.offer.classic import request_line
+    from vmimage.offer.sas import redact
+
     if fmt == "classic-xml":
         for name, text in rendered.documents.items():
             print(f"# {request_line(name)}")

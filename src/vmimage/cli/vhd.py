@@ -9,18 +9,17 @@ from typing import Annotated
 import typer
 
 from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option, size_option
-from vmimage.disk import convert as conv
-from vmimage.disk.inspect import inspect_disk
-from vmimage.disk.validate import ROLES, validate_disk
 from vmimage.errors import InputError
 from vmimage.findings import worst_exit_code
-from vmimage.report.console import console, render_disk_info, render_findings, summary_line
+from vmimage.profiles import ROLES
 from vmimage.units import format_size
 
 app = typer.Typer(help="Inspect, convert, create, resize and validate VHDs.",
                   no_args_is_help=True)
 
-FileArg = Annotated[Path, typer.Argument(help="Disk image file.")]
+# readable=False: typer's own readability test raises its usage error (several lines, and an
+# exception class main() does not map); our reader says "permission denied" on one line.
+FileArg = Annotated[Path, typer.Argument(help="Disk image file.", readable=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -29,6 +28,9 @@ def inspect(file: FileArg, as_json: JsonOpt = False,
             lenient: Annotated[bool, typer.Option(help="Decode a corrupt footer instead of "
                                                        "refusing it.")] = False) -> int:
     """Show the format, sizes, allocation, every footer field and the problems found."""
+    from vmimage.disk.inspect import inspect_disk
+    from vmimage.report.console import console, render_disk_info
+
     info = inspect_disk(file, lenient=lenient)
     if as_json:
         print(json.dumps(info.to_dict(), indent=2))
@@ -39,8 +41,10 @@ def inspect(file: FileArg, as_json: JsonOpt = False,
 
 @app.command()
 def convert(
-    src: Annotated[Path, typer.Argument(help="Input: raw, VHD, VHDX, qcow2 or VMDK.")],
-    out: Annotated[Path | None, typer.Argument(help="Output fixed VHD.")] = None,
+    src: Annotated[Path, typer.Argument(help="Input: raw, VHD, VHDX, qcow2 or VMDK.",
+                                                readable=False)],
+    out: Annotated[Path | None, typer.Argument(help="Output fixed VHD.",
+                                                         readable=False)] = None,
     size: Annotated[str | None, typer.Option(help="Virtual size of the output (whole MiB); "
                                                   "default: the input's, rounded up.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite OUT if it exists.")] = False,
@@ -48,6 +52,9 @@ def convert(
                                            "file instead of copying it.")] = False,
 ) -> int:
     """Convert an image to a sparse fixed VHD (holes are never written)."""
+    from vmimage.disk import convert as conv
+    from vmimage.report.console import console
+
     if in_place:
         if out is not None or size is not None:
             raise InputError("--in-place", "takes only the raw file: no OUT and no --size")
@@ -63,11 +70,14 @@ def convert(
 
 @app.command()
 def create(
-    out: Annotated[Path, typer.Argument(help="The new VHD.")],
+    out: Annotated[Path, typer.Argument(help="The new VHD.", readable=False)],
     size: Annotated[str, typer.Option(help="Virtual size, e.g. 32GiB.")],
     force: Annotated[bool, typer.Option(help="Overwrite OUT if it exists.")] = False,
 ) -> int:
     """Create an empty, sparse fixed VHD (an empty data disk)."""
+    from vmimage.disk import convert as conv
+    from vmimage.report.console import console
+
     result = conv.create(out, size_option(size), force)
     console().print(f"{result.output}: empty fixed VHD of {format_size(result.virtual_size)}")
     return 0
@@ -79,6 +89,9 @@ def resize(
     size: Annotated[str, typer.Option(help="New virtual size (whole MiB).")],
 ) -> int:
     """Grow a fixed VHD in place; shrink only when the cut tail holds zeros."""
+    from vmimage.disk import convert as conv
+    from vmimage.report.console import console
+
     result = conv.resize(file, size_option(size))
     console().print(f"{result.output}: {result.method}, now {format_size(result.virtual_size)}")
     return 0
@@ -92,6 +105,9 @@ def validate(
     as_json: JsonOpt = False,
 ) -> int:
     """Check a disk against the format and size rules of a role; exit 1 when one fails."""
+    from vmimage.disk.validate import validate_disk
+    from vmimage.report.console import console, render_findings, summary_line
+
     if role not in ROLES:
         raise InputError("--role", f"unknown role {role!r} (choose {', '.join(ROLES)})")
     chosen = profile_option(profile)

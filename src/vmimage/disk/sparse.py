@@ -44,11 +44,52 @@ def allocated_bytes(st: os.stat_result) -> int:
 
 
 def is_zero(buf: bytes | bytearray | memoryview) -> bool:
-    """Whether ``buf`` holds only zero bytes (a memcmp against a zero block, not a Python loop)."""
-    view = memoryview(buf).cast("B")
+    """Whether ``buf`` holds only zero bytes.
+
+    Compared as ``bytes`` against a zero block, which is a ``memcmp``: comparing memoryview
+    slices goes element by element and cost 13 ms per 4 MiB, too slow for a GiB of data.
+    """
+    data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
     step = len(ZERO_CHUNK)
-    return all(view[i:i + step] == ZERO_CHUNK[:len(view[i:i + step])]
-               for i in range(0, len(view), step))
+    if len(data) == step:
+        return data == ZERO_CHUNK
+    if len(data) < step:
+        return data == bytes(len(data))
+    return all(data[i:i + step] == ZERO_CHUNK[:len(data) - i] for i in range(0, len(data), step))
+
+
+def nonzero_runs(data: bytes, block: int = 4096) -> Iterator[tuple[int, int]]:
+    """``(offset, length)`` of the runs of ``block``-aligned pieces of ``data`` that are not zero.
+
+    A converter writes only these, so a 4 MiB chunk holding 300 KB of data allocates about
+    300 KB in the output, not 4 MiB: the output stays as sparse as the data (filesystem blocks
+    are 4 KiB). ``bytes.find`` looks for the next zero block in C, so dense data costs one
+    search per chunk instead of a Python step per block.
+    """
+    n = len(data)
+    zero = bytes(block)
+    run_start = pos = 0
+    while True:
+        found = data.find(zero, pos)
+        if found < 0:
+            break
+        aligned = -(-found // block) * block  # no aligned zero block starts in [pos, aligned)
+        if aligned + block > n:
+            break
+        if data[aligned:aligned + block] != zero:
+            pos = aligned + block
+            continue
+        end = aligned + block
+        while end + block <= n and data[end:end + block] == zero:
+            end += block
+        if aligned > run_start:
+            yield run_start, aligned - run_start
+        run_start = pos = end
+    end, tail = n, n - n % block
+    if run_start <= tail < n and data[tail:] == bytes(n - tail):
+        end = tail  # a short zero piece at the end is a hole too
+    if run_start < end:
+        yield run_start, end - run_start
 
 
 def copy_range(src: int, dst: int, offset: int, length: int, dst_offset: int | None = None) -> None:

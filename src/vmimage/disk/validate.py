@@ -10,8 +10,6 @@ from vmimage.disk.inspect import inspect_disk
 from vmimage.findings import Finding
 from vmimage.profiles import Profile
 
-ROLES = ("os-linux", "os-windows", "data")
-
 
 def validate_disk(path: str | os.PathLike[str], role: str, profile: Profile) -> list[Finding]:
     """Findings of every disk-format check; raises InputError when the file cannot be read."""

@@ -16,6 +16,8 @@ from vmimage.findings import Severity
 from vmimage.units import parse_size
 
 PROFILE_NAMES = ("azure-2015", "azure-current")
+#: What a disk is for; each role has its own size bounds in every profile.
+ROLES = ("os-linux", "os-windows", "data")
 DEFAULT_PROFILE = "azure-current"
 
 

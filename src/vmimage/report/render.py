@@ -13,12 +13,16 @@ from collections.abc import Callable
 from rich.console import Console
 
 from vmimage.errors import InputError
-from vmimage.report import html, json_report, junit, sarif
+from vmimage.report import (
+    FORMATS,
+    html,
+    json_report,
+    junit,
+    sarif,
+)
 from vmimage.report.console import render_findings, summary_line
 from vmimage.report.model import Report
 from vmimage.units import format_size
-
-FORMATS = ("text", "json", "junit", "sarif", "html")
 
 
 def render(report: Report, fmt: str, *, color: bool = False, width: int | None = None) -> str:
