@@ -44,6 +44,8 @@ def main() -> None:
         print("vmimage: interrupted", file=sys.stderr)
         sys.exit(130)
     except click_exceptions.ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)  # the help is already printed: nothing was asked, nothing failed
         # One line, like every other input error: what is wrong and where to look.
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx is not None else "vmimage"
