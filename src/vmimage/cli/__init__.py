@@ -36,7 +36,7 @@ app.command(name="certify")(certify.certify)
 def main() -> None:
     """Entry point: run the app and map errors to exit codes."""
     try:
-        rc = app(standalone_mode=False)
+        rc = app(standalone_mode=False, prog_name="vmimage")
     except VmimageError as exc:
         print(f"vmimage: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
