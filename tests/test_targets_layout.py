@@ -10,8 +10,9 @@ import pytest
 
 from tests import targets_images as ti
 from vmimage.disk.inspect import open_disk
+from vmimage.disk.sources import FileWindow
 from vmimage.targets.base import Partition
-from vmimage.targets.blockio import BlockCache, Window
+from vmimage.targets.blockio import BlockCache
 from vmimage.targets.image import SWAP_MOUNTPOINT, ImageTarget
 
 MiB = ti.MiB
@@ -163,7 +164,7 @@ def test_the_bindings_alone_stop_at_symlinks(image: str, part: str) -> None:
     _, source = open_disk(disk)
     try:
         volume = pyfsext.volume() if image == "gpt" else pyfsxfs.volume()
-        volume.open_file_object(Window(BlockCache(source), start * 512, sectors * 512))
+        volume.open_file_object(FileWindow(BlockCache(source), start * 512, sectors * 512))
         assert volume.get_file_entry_by_path("/usr/bin/tool") is not None
         try:
             through_link = volume.get_file_entry_by_path("/bin/tool")

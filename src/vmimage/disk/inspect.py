@@ -18,9 +18,10 @@ from vmimage.disk import vhd
 from vmimage.disk.sources import (
     DiskSource,
     DynamicVhdSource,
+    FdReader,
+    FileWindow,
     FlatSource,
     LibyalSource,
-    PyFileObject,
 )
 from vmimage.disk.sparse import allocated_bytes
 from vmimage.errors import InputError, UnsupportedError
@@ -268,7 +269,8 @@ def _flat_or_dynamic(path: Path, fd: int, info: DiskInfo, layout: _Layout) -> Di
 def _open_libyal(path: Path, fd: int, info: DiskInfo) -> LibyalSource:
     """qcow2, VMDK and VHDX through their libyal binding."""
     fmt = info.format
-    fileobj = PyFileObject(fd, info.file_size)
+    reader = FdReader(fd)
+    fileobj = FileWindow(reader, 0, info.file_size)
     handle: Any  # pyqcow.file, pyvmdk.handle or pyvhdi.file: one read interface
     try:
         if fmt == QCOW2:
@@ -294,6 +296,6 @@ def _open_libyal(path: Path, fd: int, info: DiskInfo) -> LibyalSource:
     except OSError as exc:
         raise InputError(path, f"cannot be read as {FORMAT_NAMES[fmt]}: "
                                f"{str(exc).splitlines()[0]}") from None
-    source = LibyalSource(str(path), fd, handle, fileobj)
+    source = LibyalSource(str(path), fd, handle, reader)
     info.virtual_size = source.size
     return source

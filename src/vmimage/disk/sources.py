@@ -170,21 +170,52 @@ class DynamicVhdSource:
         os.close(self.fd)
 
 
-class PyFileObject:
-    """The file object the libyal bindings want (read/seek/tell/get_size) over a file descriptor."""
+class Reader(Protocol):
+    """Anything that reads bytes at an offset: a file, the cached disk, an LVM volume."""
 
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd, self.size, self.pos = fd, size, 0
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset``; reads past the end are cut short."""
+        ...
+
+
+class FdReader:
+    """Reads a file descriptor with ``pread``, counting the bytes (what the image cost)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
         self.bytes_read = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset``."""
+        data = os.pread(self.fd, length, offset)
+        self.bytes_read += len(data)
+        return data
+
+
+class FileWindow:
+    """A file object (``read``/``seek``/``tell``/``get_size``) over ``size`` bytes at ``offset``.
+
+    This is what ``pyfsext``, ``pyfsxfs`` and ``pyvslvm`` open: a partition or a logical
+    volume seen as a file of its own.
+    """
+
+    def __init__(self, reader: Reader, offset: int, size: int) -> None:
+        self.reader, self.offset, self.size = reader, offset, size
+        self.pos = 0
 
     def read(self, size: int = -1) -> bytes:
         """Read from the current position."""
         if size is None or size < 0:
             size = self.size - self.pos
-        data = os.pread(self.fd, max(0, min(size, self.size - self.pos)), self.pos)
+        size = max(0, min(size, self.size - self.pos))
+        data = self.reader.read(self.offset + self.pos, size) if size else b""
         self.pos += len(data)
-        self.bytes_read += len(data)
         return data
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset`` inside the window, without moving the position."""
+        length = max(0, min(length, self.size - offset))
+        return self.reader.read(self.offset + offset, length) if length and offset >= 0 else b""
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move the position."""
@@ -193,11 +224,11 @@ class PyFileObject:
         return self.pos
 
     def tell(self) -> int:
-        """Current position."""
+        """The current position."""
         return self.pos
 
     def get_size(self) -> int:
-        """File length."""
+        """The window's length."""
         return self.size
 
 
@@ -208,19 +239,19 @@ class LibyalSource:
     and callers that care skip zero chunks themselves.
     """
 
-    def __init__(self, path: str, fd: int, handle: Any, fileobj: PyFileObject) -> None:  # noqa: ANN401
-        self.path, self.fd, self.handle, self.fileobj = path, fd, handle, fileobj
+    def __init__(self, path: str, fd: int, handle: Any, reader: FdReader) -> None:  # noqa: ANN401
+        self.path, self.fd, self.handle, self.reader = path, fd, handle, reader
         self.size = int(handle.get_media_size())
         self._own_reads = 0
 
     @property
     def bytes_read(self) -> int:
         """Bytes read from the image file (not the virtual bytes returned)."""
-        return self.fileobj.bytes_read + self._own_reads
+        return self.reader.bytes_read + self._own_reads
 
     @bytes_read.setter
     def bytes_read(self, value: int) -> None:
-        self._own_reads = value - self.fileobj.bytes_read
+        self._own_reads = value - self.reader.bytes_read
 
     def read(self, offset: int, length: int) -> bytes:
         """Delegate to the binding; its errors (corrupt tables, short files) become InputError.

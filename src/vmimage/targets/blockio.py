@@ -9,22 +9,12 @@ logical volume) are file objects in the shape the bindings want, all sharing tha
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
-from typing import Protocol
 
 from vmimage.disk.sources import DiskSource
 
 BLOCK = 64 * 1024
 CAPACITY = 256  # blocks: 16 MiB, a whole Debian dpkg status file and its neighbours
-
-
-class Reader(Protocol):
-    """Anything that reads bytes at an offset: the cached disk, an LVM logical volume."""
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Bytes at ``offset``; reads past the end are cut short."""
-        ...
 
 
 class BlockCache:
@@ -85,41 +75,3 @@ class BlockCache:
         return bytes(out[lo:lo + length])
 
 
-class Window:
-    """A file object (``read``/``seek``/``tell``/``get_size``) over ``size`` bytes at ``offset``.
-
-    This is what ``pyfsext``, ``pyfsxfs`` and ``pyvslvm`` open: a partition or a logical
-    volume seen as a file of its own.
-    """
-
-    def __init__(self, reader: Reader, offset: int, size: int) -> None:
-        self.reader, self.offset, self.size = reader, offset, size
-        self.pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        """Read from the current position."""
-        if size is None or size < 0:
-            size = self.size - self.pos
-        size = max(0, min(size, self.size - self.pos))
-        data = self.reader.read(self.offset + self.pos, size) if size else b""
-        self.pos += len(data)
-        return data
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        """Bytes at ``offset`` inside the window, without moving the position."""
-        length = max(0, min(length, self.size - offset))
-        return self.reader.read(self.offset + offset, length) if length and offset >= 0 else b""
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        """Move the position."""
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
-        self.pos = base + offset
-        return self.pos
-
-    def tell(self) -> int:
-        """The current position."""
-        return self.pos
-
-    def get_size(self) -> int:
-        """The window's length."""
-        return self.size

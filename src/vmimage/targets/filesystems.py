@@ -13,8 +13,8 @@ import errno
 import stat as stat_module
 from typing import Protocol
 
+from vmimage.disk.sources import FileWindow
 from vmimage.targets.base import FileStat
-from vmimage.targets.blockio import Window
 from vmimage.targets.signatures import EXT_TYPES
 
 
@@ -46,7 +46,7 @@ def short_error(exc: BaseException) -> str:
 class Filesystem:
     """Read-only lookups in one filesystem; paths are absolute inside it, without symlinks."""
 
-    def __init__(self, fs_type: str, window: Window) -> None:
+    def __init__(self, fs_type: str, window: FileWindow) -> None:
         # the bindings keep no reference to the file object they read: we must
         self.fs_type, self.window = fs_type, window
         volume: _Volume

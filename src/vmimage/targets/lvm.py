@@ -12,9 +12,9 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vmimage.disk.sources import FileWindow
 from vmimage.targets import signatures
 from vmimage.targets.base import Partition
-from vmimage.targets.blockio import Window
 from vmimage.targets.filesystems import short_error
 from vmimage.targets.partitions import Volume
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class LvReader:
-    """An LVM logical volume as a :class:`~vmimage.targets.blockio.Reader`."""
+    """An LVM logical volume as a :class:`~vmimage.disk.sources.Reader`."""
 
     def __init__(self, lv: pyvslvm.logical_volume, size: int) -> None:
         self.lv, self.size = lv, size
@@ -41,7 +41,7 @@ class VolumeGroups:
     volumes: list[Volume] = field(default_factory=list)
     handles: list[pyvslvm.handle] = field(default_factory=list)
     #: The file objects handed to pyvslvm, which keeps no reference to them itself.
-    files: list[Window] = field(default_factory=list)
+    files: list[FileWindow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
@@ -57,9 +57,9 @@ def _mapper_name(vg: str, lv: str) -> str:
     return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
 
 
-def _copy(window: Window) -> Window:
+def _copy(window: FileWindow) -> FileWindow:
     """A window of its own for pyvslvm, whose seeks must not move anyone else's position."""
-    return Window(window.reader, window.offset, window.size)
+    return FileWindow(window.reader, window.offset, window.size)
 
 
 def _close(handle: pyvslvm.handle) -> None:
@@ -125,7 +125,7 @@ def _logical_volumes(vg: pyvslvm.volume_group, pv: Volume, notes: list[str]) -> 
     for index in range(vg.get_number_of_logical_volumes()):
         lv = vg.get_logical_volume(index)
         name, size = lv.get_name(), lv.get_size()
-        window = Window(LvReader(lv, size), 0, size)
+        window = FileWindow(LvReader(lv, size), 0, size)
         try:
             sig = signatures.probe(window)
         except OSError as exc:

@@ -13,9 +13,9 @@ import zlib
 from dataclasses import dataclass, field
 
 from vmimage.disk.gpt import GptHeader
+from vmimage.disk.sources import FileWindow, Reader
 from vmimage.targets import signatures
 from vmimage.targets.base import Partition
-from vmimage.targets.blockio import Reader, Window
 
 SECTOR = 512
 FIRST_MIB_SECTORS = 2048
@@ -54,7 +54,7 @@ class Volume:
     """
 
     part: Partition
-    window: Window
+    window: FileWindow
     partuuid: str = ""
     partlabel: str = ""
     number: int | None = None
@@ -79,7 +79,7 @@ def _volume(reader: Reader, disk_size: int, name: str, start: int, size: int, sc
         notes.append(f"{name}: ends at byte {start + size}, past the end of the disk "
                      f"({disk_size} bytes)")
         size = max(0, disk_size - start)
-    window = Window(reader, start, size)
+    window = FileWindow(reader, start, size)
     sig = signatures.probe(window) if type_name != "extended" else signatures.Signature("unknown")
     part = Partition(name, start, size, scheme, type_id, type_name, sig.fs_type, sig.label,
                      sig.uuid, None, bootable)

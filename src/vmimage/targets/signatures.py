@@ -12,7 +12,7 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from vmimage.targets.blockio import Window
+from vmimage.disk.sources import FileWindow
 
 EXT_TYPES = ("ext2", "ext3", "ext4")
 READABLE = frozenset({*EXT_TYPES, "xfs"})  # what pyfsext and pyfsxfs open
@@ -76,7 +76,7 @@ def _lvm(head: bytes) -> Signature | None:
     return None
 
 
-def _swap(head: bytes, window: Window) -> Signature | None:
+def _swap(head: bytes, window: FileWindow) -> Signature | None:
     for page in _SWAP_PAGES:
         tail = head[page - 10:page] if page <= len(head) else window.read_at(page - 10, 10)
         if tail in (b"SWAPSPACE2", b"SWAP-SPACE"):
@@ -84,7 +84,7 @@ def _swap(head: bytes, window: Window) -> Signature | None:
     return None
 
 
-def _ntfs_label(head: bytes, window: Window) -> str:
+def _ntfs_label(head: bytes, window: FileWindow) -> str:
     """The volume name: attribute 0x60 of MFT record 3 (``$Volume``), after its fixups."""
     sector, cluster = struct.unpack_from("<HB", head, 0x0B)
     (mft_cluster,) = struct.unpack_from("<Q", head, 0x30)
@@ -113,7 +113,7 @@ def _ntfs_label(head: bytes, window: Window) -> str:
     return ""
 
 
-def _ntfs(head: bytes, window: Window) -> Signature | None:
+def _ntfs(head: bytes, window: FileWindow) -> Signature | None:
     if head[510:512] != b"\x55\xaa" or head[3:11] != b"NTFS    ":
         return None
     (serial,) = struct.unpack_from("<Q", head, 0x48)
@@ -149,14 +149,14 @@ def _luks(head: bytes) -> Signature | None:
     return Signature("crypto_LUKS", "", _text(head[168:208]))
 
 
-def _btrfs(window: Window) -> Signature | None:
+def _btrfs(window: FileWindow) -> Signature | None:
     sb = window.read_at(0x10000, 0x1000)
     if sb[64:72] != b"_BHRfS_M":
         return None
     return Signature("btrfs", _text(sb[0x12B:0x22B]), _uuid(sb[32:48]))
 
 
-def probe(window: Window) -> Signature:
+def probe(window: FileWindow) -> Signature:
     """Identify the content of a partition or logical volume; ``unknown`` when nothing fits."""
     head = window.read_at(0, _HEAD)
     for test in (_luks, _xfs, _lvm, _ext):
