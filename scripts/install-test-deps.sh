@@ -17,3 +17,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+./scripts/install-azurite.sh

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vmimage.cli import certify, check, checks, offer, submit, vhd
+from vmimage.cli import certify, check, checks, offer, sas, submit, upload, vhd
 from vmimage.errors import VmimageError
 
 try:  # typer >= 0.24 vendors its own click, whose exceptions are other classes
@@ -31,6 +31,8 @@ app.command(name="check")(check.check)
 app.add_typer(offer.app, name="offer")
 app.add_typer(submit.app, name="submit")
 app.command(name="certify")(certify.certify)
+app.command(name="upload")(upload.upload)
+app.add_typer(sas.app, name="sas")
 
 
 def main() -> None:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the node tools the storage tests run (Azurite, the Azure Storage emulator) exactly as
+# package-lock.json pins them. `npm ci` never resolves versions anew, so every machine and CI
+# run gets the same Azurite; it is skipped when node_modules already matches the lock file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-azurite: npm is missing (apt-get install nodejs npm)" >&2
+  exit 1
+fi
+stamp=node_modules/.vmimage-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ -x node_modules/.bin/azurite-blob ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+npm ci --no-audit --no-fund --loglevel=error
+echo "$want" > "$stamp"
+node_modules/.bin/azurite-blob --version >/dev/null

@@ -1,0 +1,68 @@
+"""Business days as the 2015 guide counts a SAS's validity: UTC, Monday to Friday, no holidays.
+
+A business day here is 24 hours of weekday time, so "7 business days from Monday 10:00" ends on
+the next Wednesday at 10:00 and a weekend adds nothing. Holidays differ by country and the guide
+names none, so none are skipped (rulings).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+DAY = timedelta(days=1)
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("business-day arithmetic needs an aware datetime (UTC)")
+    return moment.astimezone(UTC)
+
+
+def _midnight_after(moment: datetime) -> datetime:
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC) + DAY
+
+
+def _skip_weekend(moment: datetime) -> datetime:
+    """``moment`` itself on a weekday, else the Monday 00:00 that follows."""
+    while moment.weekday() >= 5:
+        moment = _midnight_after(moment)
+    return moment
+
+
+def business_time(start: datetime, end: datetime) -> timedelta:
+    """The weekday (Mon–Fri, UTC) time between ``start`` and ``end``; zero when end <= start."""
+    start, end = _utc(start), _utc(end)
+    total = timedelta()
+    moment = start
+    while moment < end:
+        boundary = min(_midnight_after(moment), end)
+        if moment.weekday() < 5:
+            total += boundary - moment
+        moment = boundary
+    return total
+
+
+def business_days(start: datetime, end: datetime) -> float:
+    """:func:`business_time` in days (fractional)."""
+    return business_time(start, end) / DAY
+
+
+def add_business_days(start: datetime, days: int) -> datetime:
+    """The moment ``days`` business days after ``start`` (weekends are stepped over)."""
+    if days < 0:
+        raise ValueError("days must not be negative")
+    moment = _skip_weekend(_utc(start))
+    remaining = days * DAY
+    while remaining > timedelta():
+        boundary = _midnight_after(moment)
+        step = min(remaining, boundary - moment)
+        moment += step
+        remaining -= step
+        if remaining > timedelta():
+            moment = _skip_weekend(boundary)
+    return moment
+
+
+def end_of_day(moment: datetime) -> datetime:
+    """The midnight UTC that ends ``moment``'s day (strictly after it)."""
+    return _midnight_after(_utc(moment))

@@ -1,0 +1,68 @@
+"""What ``vmimage upload`` accepts: the format rules of ``vhd validate``, not the role's sizes.
+
+Rulings: upload applies the format rules (fixed VHD, valid footer, whole MiB, length = virtual
+size + 512) and leaves the size bounds of a role to ``vhd validate`` and ``check``, because one
+upload command serves OS and data disks alike. ``--allow-any`` uploads any file whose length is
+a multiple of 512, which a page blob needs.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from vmimage.checks.context import CheckContext
+from vmimage.checks.engine import run_checks, select
+from vmimage.disk.inspect import inspect_disk
+from vmimage.errors import InputError
+from vmimage.findings import Status
+from vmimage.profiles import DEFAULT_PROFILE, load_profile
+from vmimage.storage.pages import MAX_PAGE_BLOB, PAGE
+
+#: The disk-format checks an upload must pass (the role-size and sparseness checks are left out).
+FORMAT_CHECKS = ("VHD-FIXED-FORMAT", "VHD-FOOTER-VALID", "VHD-WHOLE-MIB", "VHD-FILE-LENGTH")
+
+
+def check_uploadable(path: str | os.PathLike[str], allow_any: bool) -> int:
+    """The file's length when it may be uploaded; otherwise an InputError naming the rule.
+
+    Raises:
+        InputError: unreadable, not a fixed VHD by the format rules (without ``allow_any``), or
+            a length a page blob cannot have.
+    """
+    if allow_any:
+        size = _plain_size(path)
+    else:
+        info = inspect_disk(path)
+        size = info.file_size
+        ctx = CheckContext(profile=load_profile(DEFAULT_PROFILE), role="data", disk=info,
+                           capabilities=frozenset({"disk"}))
+        failed = [f for f in run_checks(select(FORMAT_CHECKS), ctx) if f.status is Status.FAIL]
+        if failed:
+            reasons = "; ".join(f"{f.check_id}: {f.message}" for f in failed)
+            raise InputError(path, f"not uploadable as an Azure VHD ({reasons}); --allow-any "
+                                   "uploads it as it is")
+    if size % PAGE:
+        raise InputError(path, f"length {size} is not a multiple of 512 bytes, which a page "
+                               "blob requires")
+    if size > MAX_PAGE_BLOB:
+        raise InputError(path, f"length {size} exceeds Azure's largest page blob (8 TiB)")
+    return size
+
+
+def _plain_size(path: str | os.PathLike[str]) -> int:
+    """The length of a readable, non-empty regular file (``--allow-any`` reads no format)."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, not a disk image") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read: {os.strerror(exc.errno or 5)}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(path, "is not a regular file")
+    if st.st_size == 0:
+        raise InputError(path, "is empty (0 bytes): nothing to upload")
+    return st.st_size
