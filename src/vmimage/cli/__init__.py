@@ -53,4 +53,6 @@ def main() -> None:
         where = ctx.command_path if ctx is not None else "vmimage"
         print(f"vmimage: {exc.format_message()} (see {where} --help)", file=sys.stderr)
         sys.exit(2)
+    if rc == 130:  # typer turns Ctrl-C into Exit(130) before it reaches us
+        print("vmimage: interrupted", file=sys.stderr)
     sys.exit(rc if isinstance(rc, int) else 0)
