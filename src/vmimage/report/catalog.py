@@ -103,12 +103,27 @@ def check_detail(meta: CheckMeta) -> Table:
     return table
 
 
+def other_rules() -> list[tuple[str, tuple[str, ...]]]:
+    """``(rule ID, covers)`` of the rules that judge an offer or a SAS URI, not an image.
+
+    They live in their own tables (``vmimage.offer.meta.RULES``, ``vmimage.storage.sas_verify
+    .RULES``) because they read a manifest or a URL, not a Target; coverage counts them too.
+    """
+    import vmimage.offer.rules  # noqa: F401 - registers every offer rule
+    from vmimage.offer.meta import RULES as OFFER_RULES
+    from vmimage.storage.sas_verify import RULES as SAS_RULES
+
+    rules = [(r.id, r.covers) for r in OFFER_RULES.values()]
+    rules += [(r.id, (r.covers,)) for r in SAS_RULES.values()]
+    return sorted(rules)
+
+
 def coverage(metas: list[CheckMeta]) -> dict[str, list[str]]:
-    """For every known requirement ID, the checks that cover it (an empty list: none yet)."""
+    """For every known requirement ID, the checks and rules that cover it (empty: none yet)."""
     cover: dict[str, list[str]] = {rid: [] for rid in REQUIREMENTS}
-    for m in metas:
-        for c in m.covers:
-            cover.setdefault(c, []).append(m.id)
+    for rule_id, covers in [(m.id, m.covers) for m in metas] + other_rules():
+        for c in covers:
+            cover.setdefault(c, []).append(rule_id)
     return cover
 
 
@@ -140,11 +155,12 @@ def checks_markdown(metas: list[CheckMeta]) -> str:
         "",
         "## Coverage of the guide",
         "",
-        f"{covered} of the guide's {len(guide)} requirements are covered by at least one check. "
-        "\"not yet covered\" means that no registered check cites the ID; some requirements "
-        "(offers, SAS URIs, the publishing portal) are not properties of an image at all.",
+        f"{covered} of the guide's {len(guide)} requirements are covered by at least one check "
+        "or rule. Checks (`LINUX-*`, `VHD-*`) judge an image; offer rules (`OFFER-*`, "
+        "`vmimage offer validate`) judge a manifest; SAS rules (`SAS-URI-*`, `vmimage sas "
+        "verify`) judge a URI. \"not yet covered\" means that nothing cites the ID yet.",
         "",
-        "| requirement | section | text | checks |",
+        "| requirement | section | text | checks and rules |",
         "|---|---|---|---|",
     ]
     for r in guide:

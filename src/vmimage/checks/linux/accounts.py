@@ -93,7 +93,7 @@ def _authorized_keys(ctx: CheckContext, user: User) -> list[str]:
 
 @check(id="LINUX-SHELL-HISTORY-EMPTY", title="No user has shell history",
        severity=Severity.FAIL,
-       covers=("LNX-HISTORY", "MS-48", "LISA-verify_bash_history_is_empty"),
+       covers=("LNX-HISTORY", "MS-48", "LISA-verify_bash_history_is_empty", "MS-200.5.1"),
        remediation="Delete every user's history files as the very last step (e.g. "
                    "`rm -f /root/.bash_history /home/*/.*_history; export HISTSIZE=0`), then "
                    "generalize without starting a new shell that writes one.")

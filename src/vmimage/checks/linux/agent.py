@@ -49,7 +49,7 @@ def agent_version(ctx: CheckContext) -> Outcome:
 
 
 @check(id="LINUX-AGENT-ENABLED", title="The Azure Linux agent service is enabled at boot",
-       severity=Severity.FAIL, covers=("LNX-AGENT",),
+       severity=Severity.FAIL, covers=("LNX-AGENT", "MS-200.3.3.4"),
        remediation="systemctl enable walinuxagent (waagent on Debian); certification policy "
                    "200.3.3.4 requires the agent installed and enabled.")
 def agent_enabled(ctx: CheckContext) -> Outcome:

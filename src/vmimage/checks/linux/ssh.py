@@ -35,7 +35,7 @@ def ssh_enabled(ctx: CheckContext) -> Outcome:
 
 @check(id="LINUX-SSH-CLIENT-ALIVE", title="sshd sets ClientAliveInterval 180 (30 to 235)",
        severity=Severity.FAIL,
-       covers=("LNX-SSH", "MS-46", "LISA-verify_client_active_interval"),
+       covers=("LNX-SSH", "MS-46", "LISA-verify_client_active_interval", "MS-200.3.3.1"),
        remediation="Put `ClientAliveInterval 180` in /etc/ssh/sshd_config itself (Microsoft's "
                    "tool reads only the main file) and make sure no earlier drop-in overrides it.")
 def ssh_client_alive(ctx: CheckContext) -> Outcome:

@@ -12,7 +12,7 @@ from vmimage.findings import Evidence, Outcome, Severity, passed, violated
 
 @check(id="LINUX-NO-SWAP", title="No swap partition or swap file on the OS disk",
        severity=Severity.FAIL,
-       covers=("LNX-SWAP", "MS-41", "LISA-verify_no_swap_on_osdisk"),
+       covers=("LNX-SWAP", "MS-41", "LISA-verify_no_swap_on_osdisk", "MS-200.3.3.3"),
        remediation="Remove the swap partition (even one fstab does not name) and every swap "
                    "file, swap unit and cloud-init swap setting; let the agent make swap on the "
                    "resource disk (ResourceDisk.EnableSwap=y only with a resource disk) or none.")
