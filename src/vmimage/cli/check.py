@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
-from vmimage.errors import InputError
+from vmimage.cli.options import DEFAULT, PROFILE_HELP, choice, profile_option
 from vmimage.report import FORMATS
 
 
@@ -29,10 +28,8 @@ def check(
     from vmimage.profiles import ROLES
     from vmimage.report.render import render
 
-    if fmt not in FORMATS:
-        raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
-    if role not in ROLES:
-        raise InputError("--role", f"unknown role {role!r} (choose {', '.join(ROLES)})")
+    choice("--format", "format", fmt, FORMATS)
+    choice("--role", "role", role, ROLES)
     report = check_target(target, profile_option(profile), role, only)
     if output is None:
         text = render(report, fmt, color=sys.stdout.isatty())

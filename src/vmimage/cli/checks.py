@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from vmimage.cli.options import choice
 from vmimage.errors import InputError
 
 app = typer.Typer(help="List the checks and show where each one lives.", no_args_is_help=True)
@@ -17,9 +18,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help="text or json.")]
 
 
 def _format(fmt: str) -> str:
-    if fmt not in LIST_FORMATS:
-        raise InputError("--format", f"unknown format {fmt!r} (choose text or json)")
-    return fmt
+    return choice("--format", "format", fmt, LIST_FORMATS)
 
 
 @app.command("list")

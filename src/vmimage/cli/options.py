@@ -18,6 +18,13 @@ def size_option(text: str, option: str = "--size") -> int:
         raise InputError(option, str(exc)) from None
 
 
+def choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``; otherwise the one-line error every option gives."""
+    if value not in allowed:
+        raise InputError(option, f"unknown {what} {value!r} (choose {', '.join(allowed)})")
+    return value
+
+
 def profile_option(name: str) -> Profile:
     """Load the named profile."""
     return load_profile(name)

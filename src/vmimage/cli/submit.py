@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
+from vmimage.cli.options import DEFAULT, PROFILE_HELP, choice, profile_option
 from vmimage.errors import InputError
 from vmimage.findings import Status
 
@@ -58,8 +58,7 @@ def render(
     from vmimage.offer.sas import read_tokens, redact_finding
     from vmimage.report.console import describe_evidence
 
-    if fmt not in FORMATS:
-        raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+    choice("--format", "format", fmt, FORMATS)
     if fmt == "classic-xml" and (sas_env or sas_file):
         raise InputError("--sas-env/--sas-file", "the classic request names blobs in your own "
                                                  "storage account: it takes no SAS tokens")

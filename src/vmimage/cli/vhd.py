@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option, size_option
+from vmimage.cli.options import DEFAULT, PROFILE_HELP, choice, profile_option, size_option
 from vmimage.errors import InputError
 from vmimage.findings import worst_exit_code
 from vmimage.profiles import ROLES
@@ -108,8 +108,7 @@ def validate(
     from vmimage.disk.validate import validate_disk
     from vmimage.report.console import console, render_findings, summary_line
 
-    if role not in ROLES:
-        raise InputError("--role", f"unknown role {role!r} (choose {', '.join(ROLES)})")
+    choice("--role", "role", role, ROLES)
     chosen = profile_option(profile)
     findings = validate_disk(file, role, chosen)
     if as_json:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from vmimage.checks.context import CheckContext
 from vmimage.errors import VmimageError
-from vmimage.findings import Evidence
 from vmimage.targets.base import DiskLayout, Partition
+from vmimage.units import format_size
 
 #: Partitions that never count as "another root partition" (rulings).
 BOOT_HELPERS = frozenset({"efi", "bios-boot"})
@@ -27,16 +27,9 @@ def disk_name(ctx: CheckContext) -> str:
 
 def where(part: Partition) -> str:
     """How a finding names a partition: ``p2 (start 1048576, 2 GiB, ext4, /boot)``."""
-    from vmimage.units import format_size
-
     mount = f", {part.mountpoint}" if part.mountpoint else ""
     return f"{part.name} (start {part.start}, {format_size(part.size)}, {part.fs_type}{mount})"
 
-
-def file_evidence(path: str, line: int | None = None, seen: str | None = None,
-                  required: str | None = None) -> Evidence:
-    """Evidence pointing into a file of the image."""
-    return Evidence(path=path, line=line, seen=seen, required=required)
 
 
 def is_file(ctx: CheckContext, path: str) -> bool:
