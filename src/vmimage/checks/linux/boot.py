@@ -45,25 +45,25 @@ def kernel_cmdline(ctx: CheckContext) -> Iterator[Outcome]:
                                                      required="console=ttyS0#earlyprintk=ttyS0#"
                                                               "rootdelay=300"))
         return
-    bad = False
-    for entry in _normal_entries(ctx):
-        seen = " ".join(entry.args)
-        missing = [f"{n}={d}" for n, d in _REQUIRED if not _has_console(entry, n, d)]
-        where = Evidence(path=entry.path, line=entry.line, seen=seen,
+    entries = _normal_entries(ctx)
+    for entry in entries:
+        where = Evidence(path=entry.path, line=entry.line, seen=" ".join(entry.args),
                          required="console=ttyS0 earlyprintk=ttyS0 rootdelay=300")
+        name = entry.title or entry.source
+        found = []
+        missing = [f"{n}={d}" for n, d in _REQUIRED if not _has_console(entry, n, d)]
         if missing:
-            bad = True
-            yield violated(f"{entry.title or entry.source}: missing {' '.join(missing)}", where)
+            found.append(violated(f"{name}: missing {' '.join(missing)}", where))
         if entry.value("rootdelay") != "300":
-            bad = True
             sev = None if ctx.profile.flag("require_rootdelay") else Severity.WARNING
-            yield violated(f"{entry.title or entry.source}: rootdelay=300 missing "
-                           f"(seen {entry.value('rootdelay') or 'none'})", where, severity=sev)
-        if bad:
-            return  # the default entry decides; later entries would repeat the same finding
-    first = _normal_entries(ctx)[0]
+            found.append(violated(f"{name}: rootdelay=300 missing (seen "
+                                  f"{entry.value('rootdelay') or 'none'})", where, severity=sev))
+        if found:
+            yield from found
+            return  # the first entry that fails decides; later ones would repeat the finding
     yield passed("console=ttyS0 earlyprintk=ttyS0 rootdelay=300 on every boot entry",
-                 Evidence(path=first.path, line=first.line, seen=" ".join(first.args)))
+                 Evidence(path=entries[0].path, line=entries[0].line,
+                          seen=" ".join(entries[0].args)))
 
 
 @check(id="LINUX-KERNEL-CMDLINE-FORBIDDEN", title="The kernel command line has no parameters "
