@@ -81,6 +81,14 @@ class Finding:
     covers: tuple[str, ...]
     remediation: str
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+    #: What a violation of the rule means under the run's profile (for a pass or a skip: what
+    #: it would have meant), so a report needs no registry to say whether a skip blocks.
+    severity: Severity = Severity.FAIL
+
+    @property
+    def blocking(self) -> bool:
+        """Whether a violation of this rule would block certification."""
+        return self.severity is Severity.FAIL
 
     @property
     def sort_key(self) -> tuple[str, str]:
@@ -97,6 +105,7 @@ class Finding:
             "covers": list(self.covers),
             "remediation": self.remediation,
             "evidence": [e.to_dict() for e in self.evidence],
+            "severity": str(self.severity),
         }
 
 

@@ -7,10 +7,10 @@ any file in milliseconds and ``vmimage check`` runs them on the OS disk first.
 from __future__ import annotations
 
 from vmimage.checks.context import CheckContext
-from vmimage.checks.registry import check
 from vmimage.disk.inspect import VHD_FIXED, DiskInfo
 from vmimage.disk.vhd import FOOTER_SIZE
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
+from vmimage.rules import rule
 from vmimage.units import MiB, format_size
 
 _ALL_DISKS = ("LNX-OS-SIZE", "WIN-OS-SIZE", "DSK-DATA", "WIN-DATA")
@@ -21,8 +21,9 @@ def _disk(ctx: CheckContext) -> DiskInfo:
     return ctx.disk
 
 
-@check(id="VHD-FIXED-FORMAT", title="The disk is a fixed-format VHD", severity=Severity.FAIL,
-       covers=_ALL_DISKS, os="any", needs=("disk",),
+@rule(subject="disk",
+       id="VHD-FIXED-FORMAT", title="The disk is a fixed-format VHD", severity=Severity.FAIL,
+       covers=_ALL_DISKS, os="any",
        remediation="Convert it: vmimage vhd convert IN OUT.vhd (Azure accepts only fixed VHDs; "
                    "VHDX, dynamic VHDs, qcow2 and VMDK are refused).")
 def fixed_format(ctx: CheckContext) -> Outcome:
@@ -34,8 +35,9 @@ def fixed_format(ctx: CheckContext) -> Outcome:
     return violated(f"the disk is a {disk.format_name}, not a fixed VHD", ev)
 
 
-@check(id="VHD-FOOTER-VALID", title="The VHD footer follows the specification",
-       severity=Severity.FAIL, covers=_ALL_DISKS, os="any", needs=("disk",),
+@rule(subject="disk",
+       id="VHD-FOOTER-VALID", title="The VHD footer follows the specification",
+       severity=Severity.FAIL, covers=_ALL_DISKS, os="any",
        remediation="Rewrite the footer: vmimage vhd convert IN OUT.vhd makes a clean one.")
 def footer_valid(ctx: CheckContext) -> Outcome:
     """A footer Azure refuses (wrong cookie, features or version fields) fails certification."""
@@ -50,8 +52,9 @@ def footer_valid(ctx: CheckContext) -> Outcome:
                   Evidence(path=disk.path, seen=f"checksum 0x{disk.footer.checksum:08x}"))
 
 
-@check(id="VHD-WHOLE-MIB", title="The virtual size is a whole number of MiB",
-       severity=Severity.FAIL, covers=_ALL_DISKS, os="any", needs=("disk",),
+@rule(subject="disk",
+       id="VHD-WHOLE-MIB", title="The virtual size is a whole number of MiB",
+       severity=Severity.FAIL, covers=_ALL_DISKS, os="any",
        remediation="Resize to the next MiB: vmimage vhd resize FILE --size N (or convert again, "
                    "which rounds up).")
 def whole_mib(ctx: CheckContext) -> Outcome:
@@ -65,8 +68,9 @@ def whole_mib(ctx: CheckContext) -> Outcome:
                     "a whole MiB", ev)
 
 
-@check(id="VHD-FILE-LENGTH", title="The file length is the virtual size plus the 512-byte footer",
-       severity=Severity.FAIL, covers=_ALL_DISKS, os="any", needs=("disk",),
+@rule(subject="disk",
+       id="VHD-FILE-LENGTH", title="The file length is the virtual size plus the 512-byte footer",
+       severity=Severity.FAIL, covers=_ALL_DISKS, os="any",
        remediation="Convert the disk again with vmimage vhd convert; a page blob's length must "
                    "be exactly the virtual size + 512.")
 def file_length(ctx: CheckContext) -> Outcome:
@@ -79,8 +83,9 @@ def file_length(ctx: CheckContext) -> Outcome:
     return violated(f"file length {disk.file_size} is not virtual size + 512 ({expected})", ev)
 
 
-@check(id="VHD-ROLE-SIZE", title="The disk size is within the bounds for its role",
-       severity=Severity.FAIL, covers=_ALL_DISKS, os="any", needs=("disk",),
+@rule(subject="disk",
+       id="VHD-ROLE-SIZE", title="The disk size is within the bounds for its role",
+       severity=Severity.FAIL, covers=_ALL_DISKS, os="any",
        remediation="Resize the disk into the profile's bounds (vmimage vhd resize); a Linux OS "
                    "disk under 30 GiB is refused by the 2015 rules.")
 def role_size(ctx: CheckContext) -> Outcome:
@@ -103,8 +108,9 @@ def role_size(ctx: CheckContext) -> Outcome:
     return passed(f"{ctx.role} disk of {format_size(size)} is within {limits}", ev)
 
 
-@check(id="VHD-SPARSE", title="The VHD file is sparse", severity=Severity.WARNING,
-       covers=("LNX-OS-SIZE", "WIN-OS-SIZE", "DSK-DATA"), os="any", needs=("disk",),
+@rule(subject="disk",
+       id="VHD-SPARSE", title="The VHD file is sparse", severity=Severity.WARNING,
+       covers=("LNX-OS-SIZE", "WIN-OS-SIZE", "DSK-DATA"), os="any",
        remediation="Make a sparse copy: vmimage vhd convert IN OUT.vhd writes only the data, or "
                    "run fallocate --dig-holes FILE.")
 def sparse(ctx: CheckContext) -> Outcome:

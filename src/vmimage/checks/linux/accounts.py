@@ -6,9 +6,9 @@ import posixpath
 from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
-from vmimage.checks.registry import check
 from vmimage.facts.accounts import User
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
+from vmimage.rules import rule
 
 #: The stub cloud images put in root's authorized_keys to refuse root logins (LISA allows it).
 _ROOT_REFUSAL_STUB = "Please login as the user"
@@ -21,10 +21,11 @@ def _root(ctx: CheckContext) -> User | None:
     return next((u for u in ctx.system.users if u.name == "root"), None)
 
 
-@check(id="LINUX-ROOT-PASSWORD-LOCKED", title="root has no password", severity=Severity.FAIL,
+@rule(id="LINUX-ROOT-PASSWORD-LOCKED", title="root has no password", severity=Severity.FAIL,
        covers=("LNX-ROOT-PASSWORD", "LISA-verify_no_pre_exist_users"),
        remediation="Lock root: `passwd -l root` or set its /etc/shadow field to `*` "
-                   "(waagent -deprovision does with Provisioning.DeleteRootPassword=y).")
+                   "(waagent -deprovision does with Provisioning.DeleteRootPassword=y).",
+       needs=("filesystem",))
 def root_password_locked(ctx: CheckContext) -> Outcome:
     """A root password in the image is the same on every customer's VM."""
     root = _root(ctx)
@@ -50,11 +51,12 @@ def _masked(field: str) -> str:
     return f"<password hash, type {kind}>"
 
 
-@check(id="LINUX-NO-DEFAULT-ACCOUNTS", title="No account has a password or SSH keys baked in",
+@rule(id="LINUX-NO-DEFAULT-ACCOUNTS", title="No account has a password or SSH keys baked in",
        severity=Severity.FAIL,
        covers=("LNX-DEFAULT-ACCOUNTS", "LISA-verify_no_pre_exist_users"),
        remediation="Delete the build user (waagent -deprovision+user, or userdel -r), lock every "
-                   "other account's password, and remove every authorized_keys file.")
+                   "other account's password, and remove every authorized_keys file.",
+       needs=("filesystem",))
 def no_default_accounts(ctx: CheckContext) -> Iterator[Outcome]:
     """An account that is the same on every VM is a back door (LISA, certification policy)."""
     assert ctx.target is not None
@@ -91,12 +93,13 @@ def _authorized_keys(ctx: CheckContext, user: User) -> list[str]:
     return out
 
 
-@check(id="LINUX-SHELL-HISTORY-EMPTY", title="No user has shell history",
+@rule(id="LINUX-SHELL-HISTORY-EMPTY", title="No user has shell history",
        severity=Severity.FAIL,
        covers=("LNX-HISTORY", "MS-48", "LISA-verify_bash_history_is_empty", "MS-200.5.1"),
        remediation="Delete every user's history files as the very last step (e.g. "
                    "`rm -f /root/.bash_history /home/*/.*_history; export HISTSIZE=0`), then "
-                   "generalize without starting a new shell that writes one.")
+                   "generalize without starting a new shell that writes one.",
+       needs=("filesystem",))
 def shell_history_empty(ctx: CheckContext) -> Iterator[Outcome]:
     """Microsoft's tool allows 1 KB, LISA nothing; the profile says which (rulings)."""
     assert ctx.target is not None
@@ -121,10 +124,11 @@ def shell_history_empty(ctx: CheckContext) -> Iterator[Outcome]:
                      Evidence(seen="No file Exist", required=f"<= {limit} bytes"))
 
 
-@check(id="LINUX-SUDO-NO-TARGETPW", title="sudo does not ask for the target user's password",
+@rule(id="LINUX-SUDO-NO-TARGETPW", title="sudo does not ask for the target user's password",
        severity=Severity.FAIL, covers=("LNX-DEFAULT-ACCOUNTS", "LISA-verify_default_targetpw"),
        remediation="Remove `Defaults targetpw` (and `ALL ALL=(ALL) ALL` that goes with it) from "
-                   "/etc/sudoers: with root locked, nobody could use sudo.")
+                   "/etc/sudoers: with root locked, nobody could use sudo.",
+       needs=("filesystem",))
 def sudo_no_targetpw(ctx: CheckContext) -> Outcome:
     """SUSE ships `Defaults targetpw`; with root's password deleted, sudo becomes unusable."""
     for entry in ctx.system.sudoers:

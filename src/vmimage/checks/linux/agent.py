@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import is_file
-from vmimage.checks.registry import check
 from vmimage.facts.packages import InstalledPackage
 from vmimage.facts.services import service_state
 from vmimage.facts.versions import upstream_version, version_at_least
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
+from vmimage.rules import rule
 
 #: Debian calls the agent waagent; other distributions walinuxagent or WALinuxAgent (rulings).
 AGENT_PACKAGES = ("waagent", "walinuxagent", "WALinuxAgent")
@@ -20,12 +20,13 @@ def agent_package(ctx: CheckContext) -> InstalledPackage | None:
     return ctx.system.packages.first(*AGENT_PACKAGES)
 
 
-@check(id="LINUX-AGENT-VERSION", title="A recent Azure Linux agent is installed",
+@rule(id="LINUX-AGENT-VERSION", title="A recent Azure Linux agent is installed",
        severity=Severity.FAIL,
        covers=("LNX-AGENT", "MS-39", "LISA-verify_waagent_version"),
        remediation="Install the distribution's agent package (Debian: waagent, Ubuntu: "
                    "walinuxagent, RHEL/SUSE: WALinuxAgent) at or above the profile's minimum, or "
-                   "enable AutoUpdate.Enabled=y in /etc/waagent.conf.")
+                   "enable AutoUpdate.Enabled=y in /etc/waagent.conf.",
+       needs=("filesystem",))
 def agent_version(ctx: CheckContext) -> Outcome:
     """Microsoft's tool wants 2.2.41+, LISA 2.2.53.1+ unless the agent updates itself."""
     minimum = ctx.profile.text("agent_min_version")
@@ -48,10 +49,11 @@ def agent_version(ctx: CheckContext) -> Outcome:
                     "AutoUpdate is disabled", ev)
 
 
-@check(id="LINUX-AGENT-ENABLED", title="The Azure Linux agent service is enabled at boot",
+@rule(id="LINUX-AGENT-ENABLED", title="The Azure Linux agent service is enabled at boot",
        severity=Severity.FAIL, covers=("LNX-AGENT", "MS-200.3.3.4"),
        remediation="systemctl enable walinuxagent (waagent on Debian); certification policy "
-                   "200.3.3.4 requires the agent installed and enabled.")
+                   "200.3.3.4 requires the agent installed and enabled.",
+       needs=("filesystem",))
 def agent_enabled(ctx: CheckContext) -> Outcome:
     """An installed but disabled agent never provisions the VM."""
     assert ctx.target is not None
@@ -65,10 +67,11 @@ def agent_enabled(ctx: CheckContext) -> Outcome:
     return passed(f"{state.unit} is enabled", ev)
 
 
-@check(id="LINUX-AGENT-AUTOUPDATE", title="The agent updates itself (AutoUpdate.Enabled)",
+@rule(id="LINUX-AGENT-AUTOUPDATE", title="The agent updates itself (AutoUpdate.Enabled)",
        severity=Severity.WARNING, covers=("LNX-AGENT", "MS-51"),
        remediation="Set AutoUpdate.Enabled=y in /etc/waagent.conf (or leave it unset: the "
-                   "agent's default is y).")
+                   "agent's default is y).",
+       needs=("filesystem",))
 def agent_autoupdate(ctx: CheckContext) -> Outcome:
     """Microsoft's test 51 reports whether the agent keeps itself current."""
     conf = ctx.system.waagent
@@ -98,17 +101,19 @@ def _conf_flag(ctx: CheckContext, key: str) -> Outcome:
     return violated(f"{key} is not y", ev)
 
 
-@check(id="LINUX-AGENT-REGENERATE-HOSTKEYS", title="waagent.conf regenerates SSH host keys",
+@rule(id="LINUX-AGENT-REGENERATE-HOSTKEYS", title="waagent.conf regenerates SSH host keys",
        severity=Severity.FAIL, covers=("LNX-SSH-HOSTKEYS",),
-       remediation="Set Provisioning.RegenerateSshHostKeyPair=y in /etc/waagent.conf.")
+       remediation="Set Provisioning.RegenerateSshHostKeyPair=y in /etc/waagent.conf.",
+       needs=("filesystem",))
 def agent_regenerate_hostkeys(ctx: CheckContext) -> Outcome:
     """Every VM from the image must get its own host keys, or all share one identity."""
     return _conf_flag(ctx, "Provisioning.RegenerateSshHostKeyPair")
 
 
-@check(id="LINUX-AGENT-DELETE-ROOT-PASSWORD", title="waagent.conf deletes the root password",
+@rule(id="LINUX-AGENT-DELETE-ROOT-PASSWORD", title="waagent.conf deletes the root password",
        severity=Severity.FAIL, covers=("LNX-ROOT-PASSWORD",),
-       remediation="Set Provisioning.DeleteRootPassword=y in /etc/waagent.conf.")
+       remediation="Set Provisioning.DeleteRootPassword=y in /etc/waagent.conf.",
+       needs=("filesystem",))
 def agent_delete_root_password(ctx: CheckContext) -> Outcome:
     """The guide asks the agent to remove root's password at provisioning."""
     return _conf_flag(ctx, "Provisioning.DeleteRootPassword")

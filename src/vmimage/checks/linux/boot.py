@@ -6,11 +6,11 @@ import re
 from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
-from vmimage.checks.registry import check
 from vmimage.errors import VmimageError
 from vmimage.facts.bootcfg import KernelCmdline
 from vmimage.facts.versions import dpkg_compare, rpm_compare, upstream_version
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
+from vmimage.rules import rule
 
 _REQUIRED = (("console", "ttyS0"), ("earlyprintk", "ttyS0"))
 _FORBIDDEN = ("libata.atapi_enabled=0", "reserve=0x1f0,0x8")
@@ -30,12 +30,13 @@ def _has_console(entry: KernelCmdline, name: str, device: str) -> bool:
                for a in entry.args)
 
 
-@check(id="LINUX-KERNEL-CMDLINE", title="The kernel boots with console=ttyS0 earlyprintk=ttyS0 "
+@rule(id="LINUX-KERNEL-CMDLINE", title="The kernel boots with console=ttyS0 earlyprintk=ttyS0 "
        "rootdelay=300", severity=Severity.FAIL,
        covers=("LNX-CMDLINE", "MS-40", "LISA-verify_serial_console_is_enabled"),
        remediation="Add `console=ttyS0 earlyprintk=ttyS0 rootdelay=300` to GRUB_CMDLINE_LINUX in "
                    "/etc/default/grub and regenerate grub.cfg (update-grub or grub2-mkconfig); "
-                   "serial console output is required even where SSH is blocked.")
+                   "serial console output is required even where SSH is blocked.",
+       needs=("filesystem",))
 def kernel_cmdline(ctx: CheckContext) -> Iterator[Outcome]:
     """The grub.cfg that boots is what counts (rulings); with no boot entry at all, it fails."""
     if not ctx.system.kernel_cmdlines:
@@ -66,11 +67,12 @@ def kernel_cmdline(ctx: CheckContext) -> Iterator[Outcome]:
                           seen=" ".join(entries[0].args)))
 
 
-@check(id="LINUX-KERNEL-CMDLINE-FORBIDDEN", title="The kernel command line has no parameters "
+@rule(id="LINUX-KERNEL-CMDLINE-FORBIDDEN", title="The kernel command line has no parameters "
        "that break Azure's storage", severity=Severity.FAIL,
        covers=("LNX-CMDLINE", "LISA-verify_grub"),
        remediation="Remove libata.atapi_enabled=0 and reserve=0x1f0,0x8 from the kernel "
-                   "command line.")
+                   "command line.",
+       needs=("filesystem",))
 def kernel_cmdline_forbidden(ctx: CheckContext) -> Iterator[Outcome]:
     """LISA's verify_grub refuses these two parameters."""
     entries = _normal_entries(ctx)
@@ -111,10 +113,11 @@ def _module_present(ctx: CheckContext, release: str, module: str, subdir: str) -
         return False
 
 
-@check(id="LINUX-KERNEL-HYPERV", title="The kernel is 3.0 or newer with the Hyper-V drivers "
+@rule(id="LINUX-KERNEL-HYPERV", title="The kernel is 3.0 or newer with the Hyper-V drivers "
        "(Linux Integration Services)", severity=Severity.FAIL, covers=("LNX-KERNEL",),
        remediation="Install a distribution kernel built with CONFIG_HYPERV, hv_vmbus, hv_storvsc "
-                   "and hv_netvsc (every current distribution kernel has them).")
+                   "and hv_netvsc (every current distribution kernel has them).",
+       needs=("filesystem",))
 def kernel_hyperv(ctx: CheckContext) -> Outcome:
     """Without LIS the VM cannot see its disk or network on Hyper-V."""
     kernels = installed_kernels(ctx)
@@ -145,10 +148,11 @@ _SACK_MIN = {("debian", "9"): ("dpkg", "4.9.168-1+deb9u3"),
              ("rhel", "8.0"): ("rpm", "4.18.0-80.4.2"), ("rhel", "8.1"): ("rpm", "4.18.0-147")}
 
 
-@check(id="LINUX-KERNEL-SACK", title="The kernel has the TCP SACK vulnerability fixes",
+@rule(id="LINUX-KERNEL-SACK", title="The kernel has the TCP SACK vulnerability fixes",
        severity=Severity.FAIL, covers=("LNX-PATCHES", "MS-52"),
        remediation="Update the kernel to the distribution's release with the fixes for "
-                   "CVE-2019-11477, -11478 and -11479.")
+                   "CVE-2019-11477, -11478 and -11479.",
+       needs=("filesystem",))
 def kernel_sack(ctx: CheckContext) -> Outcome:
     """Microsoft rejects kernels older than its SACK table; kernels from 5.2 on are fixed."""
     kernels = installed_kernels(ctx)
@@ -179,10 +183,11 @@ def kernel_sack(ctx: CheckContext) -> Outcome:
                     ev)
 
 
-@check(id="LINUX-KERNEL-MODULES", title="The kernel has watchdog and CIFS support",
+@rule(id="LINUX-KERNEL-MODULES", title="The kernel has watchdog and CIFS support",
        severity=Severity.WARNING, covers=("LISA-verify_essential_kernel_modules",),
        remediation="Use a kernel built with CONFIG_WATCHDOG and CONFIG_CIFS (built in or as "
-                   "modules).")
+                   "modules).",
+       needs=("filesystem",))
 def kernel_modules(ctx: CheckContext) -> Outcome:
     """LISA needs CONFIG_WATCHDOG and CONFIG_CIFS; /boot/config-RELEASE says how it was built."""
     kernels = installed_kernels(ctx)

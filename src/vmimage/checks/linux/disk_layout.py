@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import BOOT_HELPERS, disk_name, layout_of, where
-from vmimage.checks.registry import check
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
+from vmimage.rules import rule
 
 
-@check(id="LINUX-FIRST-MIB-EMPTY", title="The first MiB of the OS disk holds nothing but the "
+@rule(id="LINUX-FIRST-MIB-EMPTY", title="The first MiB of the OS disk holds nothing but the "
        "partition table", severity=Severity.FAIL, covers=("CUR-FIRST-MIB",),
        needs=("disk",),
        remediation="Start the first partition at sector 2048 and keep sectors 1-2047 zeroed "
@@ -38,7 +38,7 @@ def first_mib_empty(ctx: CheckContext) -> Iterator[Outcome]:
                      Evidence(path=name, seen=f"{layout.scheme} partition table"))
 
 
-@check(id="LINUX-NO-LVM", title="The OS disk does not use LVM", severity=Severity.FAIL,
+@rule(id="LINUX-NO-LVM", title="The OS disk does not use LVM", severity=Severity.FAIL,
        covers=("LNX-LVM",), needs=("disk",),
        remediation="Rebuild the image with plain partitions: Azure's recovery and resize "
                    "tooling, and the guide, expect no Logical Volume Manager on the OS disk.")
@@ -54,7 +54,7 @@ def no_lvm(ctx: CheckContext) -> Outcome:
     return passed("no LVM physical volume on the OS disk", Evidence(path=disk_name(ctx)))
 
 
-@check(id="LINUX-SINGLE-ROOT-PARTITION", title="The OS disk has a single root partition",
+@rule(id="LINUX-SINGLE-ROOT-PARTITION", title="The OS disk has a single root partition",
        severity=Severity.WARNING, covers=("LNX-ROOT-PART", "MS-42"), needs=("disk",),
        remediation="Keep the whole system in one root partition (a separate /boot, an EFI "
                    "system partition and a BIOS-boot partition are fine); put data on data disks.")

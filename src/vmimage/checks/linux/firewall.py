@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import is_file, lines_of
-from vmimage.checks.registry import check
 from vmimage.facts.services import service_state
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
+from vmimage.rules import rule
 
 #: Saved rule sets and the unit that loads each at boot.
 _RULE_FILES = (("/etc/iptables/rules.v4", ("netfilter-persistent.service",
@@ -19,9 +19,10 @@ _RULE_FILES = (("/etc/iptables/rules.v4", ("netfilter-persistent.service",
                ("/etc/nftables.conf", ("nftables.service",)))
 
 
-@check(id="LINUX-IPTABLES-INSTALLED", title="iptables is installed", severity=Severity.WARNING,
+@rule(id="LINUX-IPTABLES-INSTALLED", title="iptables is installed", severity=Severity.WARNING,
        covers=("LNX-IPTABLES",),
-       remediation="Install iptables so customers can add their own rules.")
+       remediation="Install iptables so customers can add their own rules.",
+       needs=("filesystem",))
 def iptables_installed(ctx: CheckContext) -> Outcome:
     """The guide asks for the firewall software to be present, unconfigured."""
     for path in ("/usr/sbin/iptables", "/sbin/iptables", "/usr/sbin/nft"):
@@ -31,10 +32,11 @@ def iptables_installed(ctx: CheckContext) -> Outcome:
                                                           seen="absent", required="installed"))
 
 
-@check(id="LINUX-FIREWALL-NO-RULES", title="No firewall rules are enabled at boot",
+@rule(id="LINUX-FIREWALL-NO-RULES", title="No firewall rules are enabled at boot",
        severity=Severity.FAIL, covers=("LNX-IPTABLES",),
        remediation="Delete the saved rules or disable the unit that loads them: Azure filters "
-                   "traffic with network security groups, and image rules lock customers out.")
+                   "traffic with network security groups, and image rules lock customers out.",
+       needs=("filesystem",))
 def firewall_no_rules(ctx: CheckContext) -> Iterator[Outcome]:
     """A saved rule set loaded at boot is an enabled rule, whatever the customer's NSG says."""
     assert ctx.target is not None

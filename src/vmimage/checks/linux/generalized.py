@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from vmimage.checks.context import CheckContext
-from vmimage.checks.registry import check
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
+from vmimage.rules import rule
 
 
-@check(id="LINUX-MACHINE-ID-EMPTY", title="/etc/machine-id is empty", severity=Severity.WARNING,
+@rule(id="LINUX-MACHINE-ID-EMPTY", title="/etc/machine-id is empty", severity=Severity.WARNING,
        covers=("LNX-GENERALIZED",),
        remediation="Truncate /etc/machine-id (`: > /etc/machine-id`) and delete "
-                   "/var/lib/dbus/machine-id; systemd writes a fresh one on first boot.")
+                   "/var/lib/dbus/machine-id; systemd writes a fresh one on first boot.",
+       needs=("filesystem",))
 def machine_id_empty(ctx: CheckContext) -> Outcome:
     """Every VM from an image with a machine-id shares it: DHCP client IDs and journald clash."""
     assert ctx.target is not None
@@ -25,9 +26,10 @@ def machine_id_empty(ctx: CheckContext) -> Outcome:
     return violated("/etc/machine-id holds an ID every VM will share", ev)
 
 
-@check(id="LINUX-CLOUD-INIT-CLEAN", title="No cloud-init instance state",
+@rule(id="LINUX-CLOUD-INIT-CLEAN", title="No cloud-init instance state",
        severity=Severity.WARNING, covers=("LNX-GENERALIZED",),
-       remediation="Run `cloud-init clean --logs` before capturing the image.")
+       remediation="Run `cloud-init clean --logs` before capturing the image.",
+       needs=("filesystem",))
 def cloud_init_clean(ctx: CheckContext) -> Outcome:
     """Left-over instance state makes cloud-init skip provisioning on the customer's VM."""
     assert ctx.target is not None

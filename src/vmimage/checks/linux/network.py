@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import lines_of
-from vmimage.checks.registry import check
 from vmimage.facts.network import (
     ifup_available,
     ifupdown_interfaces,
@@ -16,6 +15,7 @@ from vmimage.facts.network import (
 )
 from vmimage.facts.services import service_state
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
+from vmimage.rules import rule
 
 
 def _centos7_like(ctx: CheckContext) -> bool:
@@ -26,11 +26,12 @@ def _centos7_like(ctx: CheckContext) -> bool:
     return bool(family & {"centos", "rhel"}) and osr.version_id.split(".")[0] == "7"
 
 
-@check(id="LINUX-NETWORKMANAGER-DISABLED", title="NetworkManager is not enabled",
+@rule(id="LINUX-NETWORKMANAGER-DISABLED", title="NetworkManager is not enabled",
        severity=Severity.FAIL, covers=("LNX-NM", "LISA-verify_network_manager_not_installed"),
        remediation="Disable or remove NetworkManager (systemctl disable NetworkManager) and "
                    "configure the NIC with ifupdown or the distribution's default; CentOS 7 "
-                   "and its derivatives keep it.")
+                   "and its derivatives keep it.",
+       needs=("filesystem",))
 def networkmanager_disabled(ctx: CheckContext) -> Outcome:
     """The 2015 agent restarted networking with ifup/ifdown, which NetworkManager fights."""
     assert ctx.target is not None
@@ -45,9 +46,10 @@ def networkmanager_disabled(ctx: CheckContext) -> Outcome:
     return passed("NetworkManager is installed but not enabled", ev)
 
 
-@check(id="LINUX-IFUPDOWN", title="Networking can be controlled with ifup and ifdown",
+@rule(id="LINUX-IFUPDOWN", title="Networking can be controlled with ifup and ifdown",
        severity=Severity.FAIL, covers=("LNX-IFUPDOWN",),
-       remediation="Install ifupdown (Debian) or network-scripts (RHEL) so /sbin/ifup exists.")
+       remediation="Install ifupdown (Debian) or network-scripts (RHEL) so /sbin/ifup exists.",
+       needs=("filesystem",))
 def ifupdown(ctx: CheckContext) -> Outcome:
     """The agent may restart networking with ifdown/ifup during provisioning."""
     assert ctx.target is not None
@@ -57,10 +59,11 @@ def ifupdown(ctx: CheckContext) -> Outcome:
                                                       required="present"))
 
 
-@check(id="LINUX-DHCP", title="The network device comes up at boot with DHCP",
+@rule(id="LINUX-DHCP", title="The network device comes up at boot with DHCP",
        severity=Severity.FAIL, covers=("LNX-DHCP",),
        remediation="Configure the first NIC for DHCP at boot: `auto eth0` and `iface eth0 inet "
-                   "dhcp` in /etc/network/interfaces (or dhcp4: true in netplan).")
+                   "dhcp` in /etc/network/interfaces (or dhcp4: true in netplan).",
+       needs=("filesystem",))
 def dhcp(ctx: CheckContext) -> Outcome:
     """Azure hands out addresses only by DHCP; a static address never matches the VNet."""
     assert ctx.target is not None
@@ -93,10 +96,11 @@ def dhcp(ctx: CheckContext) -> Outcome:
                              required="auto eth0 / iface eth0 inet dhcp"))
 
 
-@check(id="LINUX-RESOLV-CONF-REMOVED", title="/etc/resolv.conf is not baked into the image",
+@rule(id="LINUX-RESOLV-CONF-REMOVED", title="/etc/resolv.conf is not baked into the image",
        severity=Severity.FAIL, covers=("LNX-NET-CUSTOM", "LNX-GENERALIZED"),
        remediation="Delete /etc/resolv.conf as the last step (waagent -deprovision does); a "
-                   "symlink into /run, written at boot, is fine.")
+                   "symlink into /run, written at boot, is fine.",
+       needs=("filesystem",))
 def resolv_conf_removed(ctx: CheckContext) -> Outcome:
     """A baked-in resolver points every customer's VM at the builder's DNS servers."""
     assert ctx.target is not None
@@ -119,9 +123,10 @@ def resolv_conf_removed(ctx: CheckContext) -> Outcome:
                     Evidence(path=path, seen="; ".join(servers) or "present", required="absent"))
 
 
-@check(id="LINUX-DHCP-LEASES-REMOVED", title="No cached DHCP leases",
+@rule(id="LINUX-DHCP-LEASES-REMOVED", title="No cached DHCP leases",
        severity=Severity.FAIL, covers=("LNX-GENERALIZED",),
-       remediation="Delete the DHCP client's lease files (waagent -deprovision does).")
+       remediation="Delete the DHCP client's lease files (waagent -deprovision does).",
+       needs=("filesystem",))
 def dhcp_leases_removed(ctx: CheckContext) -> Outcome:
     """A stale lease makes the first boot ask for the builder's address."""
     assert ctx.target is not None
@@ -137,9 +142,10 @@ def dhcp_leases_removed(ctx: CheckContext) -> Outcome:
     return passed("no DHCP lease files", Evidence(path="/var/lib/dhcp", seen="none"))
 
 
-@check(id="LINUX-HOSTNAME-RESET", title="The hostname is reset to localhost",
+@rule(id="LINUX-HOSTNAME-RESET", title="The hostname is reset to localhost",
        severity=Severity.WARNING, covers=("LNX-GENERALIZED",),
-       remediation="Write localhost.localdomain to /etc/hostname (waagent -deprovision does).")
+       remediation="Write localhost.localdomain to /etc/hostname (waagent -deprovision does).",
+       needs=("filesystem",))
 def hostname_reset(ctx: CheckContext) -> Outcome:
     """Azure sets the customer's hostname at provisioning; a builder's name leaks otherwise."""
     assert ctx.target is not None
@@ -154,9 +160,10 @@ def hostname_reset(ctx: CheckContext) -> Outcome:
     return violated(f"hostname is {name!r}, the builder's", ev)
 
 
-@check(id="LINUX-IPV6-NOT-CONFIGURED", title="No static IPv6 configuration",
+@rule(id="LINUX-IPV6-NOT-CONFIGURED", title="No static IPv6 configuration",
        severity=Severity.WARNING, covers=("LNX-IPV6",),
-       remediation="Remove `iface ... inet6 static` stanzas; Azure assigns addresses itself.")
+       remediation="Remove `iface ... inet6 static` stanzas; Azure assigns addresses itself.",
+       needs=("filesystem",))
 def ipv6_not_configured(ctx: CheckContext) -> Iterator[Outcome]:
     """IPv6 did not work on Azure in 2015; a static IPv6 address never works there."""
     assert ctx.target is not None
@@ -171,10 +178,11 @@ def ipv6_not_configured(ctx: CheckContext) -> Iterator[Outcome]:
         yield passed("no static IPv6 configuration")
 
 
-@check(id="LINUX-UDEV-PERSISTENT-NET", title="No udev persistent network rules",
+@rule(id="LINUX-UDEV-PERSISTENT-NET", title="No udev persistent network rules",
        severity=Severity.FAIL, covers=("LNX-NET-CUSTOM", "LISA-verify_udev_rules_moved"),
        remediation="Delete 70-persistent-net.rules and 75-persistent-net-generator.rules: they "
-                   "pin eth0 to the builder's MAC address, so a new VM's NIC becomes eth1.")
+                   "pin eth0 to the builder's MAC address, so a new VM's NIC becomes eth1.",
+       needs=("filesystem",))
 def udev_persistent_net(ctx: CheckContext) -> Outcome:
     """LISA fails images that keep these rules."""
     assert ctx.target is not None

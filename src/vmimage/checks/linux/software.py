@@ -6,16 +6,17 @@ import re
 import struct
 
 from vmimage.checks.context import CheckContext
-from vmimage.checks.registry import check
 from vmimage.facts.versions import upstream_version, version_at_least
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
+from vmimage.rules import rule
 
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
 
 
-@check(id="LINUX-ARCH-64BIT", title="The operating system is 64-bit",
+@rule(id="LINUX-ARCH-64BIT", title="The operating system is 64-bit",
        severity=Severity.FAIL, covers=("MS-49", "LISA-verify_azure_64bit_os"),
-       remediation="Build the image from a 64-bit (x86_64 or arm64) distribution.")
+       remediation="Build the image from a 64-bit (x86_64 or arm64) distribution.",
+       needs=("filesystem",))
 def arch_64bit(ctx: CheckContext) -> Outcome:
     """Read offline from the ELF header of /bin/sh, what `uname -m` would say live."""
     assert ctx.target is not None
@@ -57,10 +58,11 @@ def _python_version(ctx: CheckContext) -> tuple[str, str] | None:
     return None
 
 
-@check(id="LINUX-PYTHON-VERSION", title="Python is installed at the required version",
+@rule(id="LINUX-PYTHON-VERSION", title="Python is installed at the required version",
        severity=Severity.FAIL, covers=("LNX-PYTHON", "MS-45", "LISA-verify_python_version"),
        remediation="Install the distribution's python3 package (the agent and the VM "
-                   "extensions need it).")
+                   "extensions need it).",
+       needs=("filesystem",))
 def python_version(ctx: CheckContext) -> Outcome:
     """The guide: 2.6+; LISA today: 3.9+."""
     minimum = ctx.profile.text("python_min_version")
@@ -74,9 +76,10 @@ def python_version(ctx: CheckContext) -> Outcome:
     return violated(f"Python {version} is older than {minimum}", ev)
 
 
-@check(id="LINUX-PYASN1", title="The Python pyasn1 package is installed",
+@rule(id="LINUX-PYASN1", title="The Python pyasn1 package is installed",
        severity=Severity.FAIL, covers=("LNX-PYASN1",),
-       remediation="Install python3-pyasn1 (python-pyasn1 on older distributions).")
+       remediation="Install python3-pyasn1 (python-pyasn1 on older distributions).",
+       needs=("filesystem",))
 def pyasn1(ctx: CheckContext) -> Outcome:
     """The 2015 agent needed pyasn1 to read the provisioning certificates."""
     pkg = ctx.system.packages.first("python3-pyasn1", "python-pyasn1", "python3-asn1")
@@ -93,11 +96,12 @@ def pyasn1(ctx: CheckContext) -> Outcome:
                              required="python3-pyasn1"))
 
 
-@check(id="LINUX-OPENSSL-VERSION", title="OpenSSL is installed at a supported version",
+@rule(id="LINUX-OPENSSL-VERSION", title="OpenSSL is installed at a supported version",
        severity=Severity.FAIL,
        covers=("LNX-OPENSSL", "MS-44", "LISA-verify_openssl_version"),
        remediation="Install or update the distribution's openssl package (3.0 or newer; 1.1.1 "
-                   "and 1.0.2 have extended support).")
+                   "and 1.0.2 have extended support).",
+       needs=("filesystem",))
 def openssl_version(ctx: CheckContext) -> Outcome:
     """The guide recommends 1.0+; LISA wants 3.0+ or exactly 1.1.1 / 1.0.2."""
     minimum = ctx.profile.text("openssl_min_version")
@@ -115,10 +119,11 @@ def openssl_version(ctx: CheckContext) -> Outcome:
     return violated(f"OpenSSL {version} is older than {minimum}", ev)
 
 
-@check(id="LINUX-GLIBC-GHOST", title="glibc is not affected by GHOST (CVE-2015-0235)",
+@rule(id="LINUX-GLIBC-GHOST", title="glibc is not affected by GHOST (CVE-2015-0235)",
        severity=Severity.WARNING, covers=("LNX-PATCHES", "MS-50"),
        remediation="Update glibc (libc6 on Debian and Ubuntu) to the distribution's patched "
-                   "release.")
+                   "release.",
+       needs=("filesystem",))
 def glibc_ghost(ctx: CheckContext) -> Outcome:
     """GHOST was fixed upstream in glibc 2.18; older versions need a distribution patch."""
     pkg = ctx.system.packages.first("libc6", "glibc")
@@ -133,9 +138,10 @@ def glibc_ghost(ctx: CheckContext) -> Outcome:
                     "distribution's patch", ev)
 
 
-@check(id="LINUX-OMI-VERSION", title="OMI, if installed, has the OMIGOD fixes",
+@rule(id="LINUX-OMI-VERSION", title="OMI, if installed, has the OMIGOD fixes",
        severity=Severity.FAIL, covers=("LISA-verify_omi_version",),
-       remediation="Update omi to 1.6.8-1 or later (CVE-2021-38647/38648/38645/38649).")
+       remediation="Update omi to 1.6.8-1 or later (CVE-2021-38647/38648/38645/38649).",
+       needs=("filesystem",))
 def omi_version(ctx: CheckContext) -> Outcome:
     """Old OMI gives root to anyone who reaches its port."""
     pkg = ctx.system.packages.first("omi")
@@ -147,10 +153,11 @@ def omi_version(ctx: CheckContext) -> Outcome:
     return violated(f"omi {pkg.version} is vulnerable to OMIGOD", ev)
 
 
-@check(id="LINUX-SECURITY-PATCHES", title="Every security patch of the distribution is installed",
+@rule(id="LINUX-SECURITY-PATCHES", title="Every security patch of the distribution is installed",
        severity=Severity.FAIL, covers=("LNX-PATCHES",),
        remediation="Run the distribution's update (apt-get upgrade, dnf update) as the last step "
-                   "before generalizing.")
+                   "before generalizing.",
+       needs=("filesystem",))
 def security_patches(ctx: CheckContext) -> Outcome:
     """Deciding this needs the distribution's current update index, which an offline check
     does not have; it is checked live, not guessed here."""
@@ -158,10 +165,11 @@ def security_patches(ctx: CheckContext) -> Outcome:
                    "index (run it live, or compare with the update tool)")
 
 
-@check(id="LINUX-REPOSITORIES", title="Package repositories with updates are configured",
+@rule(id="LINUX-REPOSITORIES", title="Package repositories with updates are configured",
        severity=Severity.WARNING, covers=("LNX-PATCHES", "LISA-verify_repository_installed"),
        remediation="Configure the distribution's main, -updates and -security repositories so "
-                   "customers receive patches.")
+                   "customers receive patches.",
+       needs=("filesystem",))
 def repositories(ctx: CheckContext) -> Outcome:
     """LISA checks update repositories are configured (and reachable, which needs a live VM)."""
     assert ctx.target is not None

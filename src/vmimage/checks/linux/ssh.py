@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import is_file
-from vmimage.checks.registry import check
 from vmimage.facts.services import service_state
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
+from vmimage.rules import rule
 
 SSH_UNITS = ("ssh.service", "sshd.service")
 
@@ -15,10 +15,11 @@ def _sshd_installed(ctx: CheckContext) -> bool:
     return is_file(ctx, "/usr/sbin/sshd")
 
 
-@check(id="LINUX-SSH-ENABLED", title="An SSH server is installed and enabled",
+@rule(id="LINUX-SSH-ENABLED", title="An SSH server is installed and enabled",
        severity=Severity.WARNING, covers=("LNX-SSH",),
        remediation="Install openssh-server and enable it (systemctl enable ssh); where SSH is "
-                   "blocked on purpose, declare the image locked down in Partner Center.")
+                   "blocked on purpose, declare the image locked down in Partner Center.",
+       needs=("filesystem",))
 def ssh_enabled(ctx: CheckContext) -> Outcome:
     """The guide 'strongly recommends' SSH; the certification tool logs in over it."""
     assert ctx.target is not None
@@ -33,11 +34,12 @@ def ssh_enabled(ctx: CheckContext) -> Outcome:
     return violated(f"sshd is installed but {state.unit} is not enabled", ev)
 
 
-@check(id="LINUX-SSH-CLIENT-ALIVE", title="sshd sets ClientAliveInterval 180 (30 to 235)",
+@rule(id="LINUX-SSH-CLIENT-ALIVE", title="sshd sets ClientAliveInterval 180 (30 to 235)",
        severity=Severity.FAIL,
        covers=("LNX-SSH", "MS-46", "LISA-verify_client_active_interval", "MS-200.3.3.1"),
        remediation="Put `ClientAliveInterval 180` in /etc/ssh/sshd_config itself (Microsoft's "
-                   "tool reads only the main file) and make sure no earlier drop-in overrides it.")
+                   "tool reads only the main file) and make sure no earlier drop-in overrides it.",
+       needs=("filesystem",))
 def ssh_client_alive(ctx: CheckContext) -> Outcome:
     """sshd takes the first value it reads, Include files included (rulings)."""
     if not _sshd_installed(ctx):
@@ -70,10 +72,11 @@ def ssh_client_alive(ctx: CheckContext) -> Outcome:
     return passed(f"ClientAliveInterval {value}", ev)
 
 
-@check(id="LINUX-SSH-HOSTKEYS-ABSENT", title="No SSH host keys are baked into the image",
+@rule(id="LINUX-SSH-HOSTKEYS-ABSENT", title="No SSH host keys are baked into the image",
        severity=Severity.FAIL, covers=("LNX-SSH-HOSTKEYS", "LNX-GENERALIZED"),
        remediation="Delete /etc/ssh/ssh_host_*key* as the last step (waagent -deprovision does "
-                   "when Provisioning.RegenerateSshHostKeyPair=y).")
+                   "when Provisioning.RegenerateSshHostKeyPair=y).",
+       needs=("filesystem",))
 def ssh_hostkeys_absent(ctx: CheckContext) -> Outcome:
     """Shared host keys let one customer's VM impersonate another's."""
     assert ctx.target is not None

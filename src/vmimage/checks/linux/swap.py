@@ -6,16 +6,17 @@ from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import disk_name, where
-from vmimage.checks.registry import check
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
+from vmimage.rules import rule
 
 
-@check(id="LINUX-NO-SWAP", title="No swap partition or swap file on the OS disk",
+@rule(id="LINUX-NO-SWAP", title="No swap partition or swap file on the OS disk",
        severity=Severity.FAIL,
        covers=("LNX-SWAP", "MS-41", "LISA-verify_no_swap_on_osdisk", "MS-200.3.3.3"),
        remediation="Remove the swap partition (even one fstab does not name) and every swap "
                    "file, swap unit and cloud-init swap setting; let the agent make swap on the "
-                   "resource disk (ResourceDisk.EnableSwap=y only with a resource disk) or none.")
+                   "resource disk (ResourceDisk.EnableSwap=y only with a resource disk) or none.",
+       needs=("filesystem",))
 def no_swap(ctx: CheckContext) -> Iterator[Outcome]:
     """Swap is found by signature on every partition, and from fstab, systemd units,
     cloud-init and waagent.conf for files (rulings: never by scanning every file)."""
