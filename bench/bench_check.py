@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests import imagebuild as ib
 
-from vmimage.checks.run import check_target
-from vmimage.profiles import load_profile
+from vmimage.app.check import check_target
 
 
 def drop_caches() -> None:
@@ -59,7 +58,7 @@ def main() -> None:
         if args.cold:
             drop_caches()
         start = time.perf_counter()
-        report = check_target(str(image), load_profile("azure-current"))
+        report = check_target(str(image), "azure-current")
         lib_times.append(time.perf_counter() - start)
         read.append(report.bytes_read or 0)
         if args.cold:

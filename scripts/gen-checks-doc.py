@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate docs/checks.md from the check registry.
+"""Regenerate docs/checks.md from the rule registry.
 
     python3 scripts/gen-checks-doc.py           # rewrite docs/checks.md
     python3 scripts/gen-checks-doc.py --check   # exit 1 if it is out of date (CI)
@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from vmimage.report.catalog import all_checks, checks_markdown
+from vmimage.app.catalog import all_rules
+from vmimage.report.catalog import checks_markdown
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "checks.md"
 
@@ -24,7 +25,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether it is stale")
     args = parser.parse_args()
-    text = checks_markdown(all_checks())
+    text = checks_markdown(all_rules())
     current = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
     if args.check:
         if current != text:

@@ -5,20 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vmimage.checks.context import CheckContext
-from vmimage.checks.engine import run_checks, select
+from vmimage.app.disk import validate_disk
 from vmimage.disk import convert
 from vmimage.disk.inspect import inspect_disk
-from vmimage.findings import Evidence, Finding, Status
-from vmimage.profiles import load_profile
+from vmimage.findings import Evidence, Finding, Severity, Status
 from vmimage.report.model import Report
 from vmimage.units import MiB
 
 HOSTILE = "bad value <script>alert('x')</script> & [bold]not markup[/bold] \x1b[31mred\x00"
 
 
-def sample_report(*, failing: bool = True) -> Report:
-    """Every status, two evidence items, a check the registry does not know, hostile text."""
+def sample_report(*, failing: bool = True, blocking_skip: bool = False) -> Report:
+    """Every status, two evidence items, a check the registry does not know, hostile text.
+
+    The skipped rule is a warning-level one unless ``blocking_skip`` (then the verdict of a
+    report with nothing failed is "incomplete", not "pass").
+    """
     findings = [
         Finding("VHD-FIXED-FORMAT", "The disk is a fixed-format VHD", Status.PASS, "fixed VHD",
                 ("LNX-OS-SIZE", "DSK-DATA"), "", (Evidence(path="disk.vhd", seen="fixed VHD"),)),
@@ -28,10 +30,11 @@ def sample_report(*, failing: bool = True) -> Report:
                                                  required="holes"),)),
         Finding("TEST-SSH-ALIVE", "ClientAliveInterval is 30 to 235", Status.SKIP,
                 "needs the image's filesystem; this target has none", ("LNX-SSH", "MS-46"),
-                "Set ClientAliveInterval 180."),
-        Finding("TEST-HISTORY", "Shell history is empty", Status.PASS, "/root/.bash_history "
-                "is empty", ("LNX-HISTORY", "MS-48", "LISA-verify_bash_history_is_empty"), "",
-                (Evidence(path="/root/.bash_history", seen="0 bytes", required="0 bytes"),)),
+                "Set ClientAliveInterval 180.", (),
+                Severity.FAIL if blocking_skip else Severity.WARNING),
+        Finding("TEST-MACHINE-ID", "machine-id is empty", Status.PASS, "/etc/machine-id "
+                "is empty", ("LNX-GENERALIZED",), "",
+                (Evidence(path="/etc/machine-id", seen="0 bytes", required="0 bytes"),)),
     ]
     if failing:
         findings.append(Finding(
@@ -50,11 +53,8 @@ def real_report(tmp: Path) -> Report:
     """A report of the real VHD-format checks on a real (empty, 20 MiB) fixed VHD."""
     path = tmp / "data.vhd"
     convert.create(path, 20 * MiB)
-    profile = load_profile("azure-current")
     info = inspect_disk(path)
-    ctx = CheckContext(profile=profile, role="data", disk=info, capabilities=frozenset({"disk"}))
-    metas = [m for m in select() if m.module == "vmimage.checks.vhd_format"]
     return Report(tool_version="0.1.0", target=str(path), target_kind="image",
-                  profile=profile.name, started=datetime.now(UTC), duration_s=0.01,
-                  findings=run_checks(metas, ctx), system={}, bytes_read=None,
-                  disk=info.to_dict())
+                  profile="azure-current", started=datetime.now(UTC), duration_s=0.01,
+                  findings=validate_disk(path, "data", "azure-current"), system={},
+                  bytes_read=None, disk=info.to_dict(), role="data")

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests import imagebuild as ib
-from vmimage.checks.run import check_target
+from vmimage.app.check import check_target
 from vmimage.disk.convert import convert_in_place
 from vmimage.findings import Status
-from vmimage.profiles import load_profile
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +33,7 @@ def test_layout(name: str, tmp_path: Path) -> None:
     options, failing, fragment = LAYOUTS[name]
     disk = ib.build_disk(tmp_path / f"{name}.raw", size=4 * 1024**3, **options)
     convert_in_place(disk.path)
-    report = check_target(str(disk.path), load_profile("azure-current"), role="os-linux")
+    report = check_target(str(disk.path), "azure-current", role="os-linux")
     bad = [f for f in report.findings if f.status in (Status.FAIL, Status.WARNING)]
     assert {f.check_id for f in bad} == failing, [f"{f.check_id}: {f.message}" for f in bad]
     if fragment:
@@ -47,7 +46,7 @@ def test_layout(name: str, tmp_path: Path) -> None:
 
 def test_raw_disk_fails_only_the_format_rules(tmp_path: Path) -> None:
     disk = ib.compliant_copy(tmp_path / "disk.raw")
-    report = check_target(str(disk.path), load_profile("azure-current"))
+    report = check_target(str(disk.path), "azure-current")
     bad = {f.check_id for f in report.findings if f.status is Status.FAIL}
     assert bad == {"VHD-FIXED-FORMAT", "VHD-FOOTER-VALID", "VHD-FILE-LENGTH"}
 
@@ -56,7 +55,7 @@ def test_qcow2_is_read_through_libqcow(tmp_path: Path) -> None:
     disk = ib.compliant_copy(tmp_path / "disk.raw")
     qcow = tmp_path / "disk.qcow2"
     ib.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", disk.path, qcow])
-    report = check_target(str(qcow), load_profile("azure-current"))
+    report = check_target(str(qcow), "azure-current")
     statuses = {f.check_id: f.status for f in report.findings}
     assert statuses["VHD-FIXED-FORMAT"] is Status.FAIL
     assert statuses["LINUX-SSH-CLIENT-ALIVE"] is Status.PASS

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import pytest
 
 from tests import imagebuild as ib
-from vmimage.checks.run import check_target
+from vmimage.app.check import check_target
 from vmimage.disk.convert import convert_in_place
 from vmimage.findings import Finding, Status
-from vmimage.profiles import load_profile
 
 pytestmark = pytest.mark.slow
 
@@ -298,7 +297,7 @@ def not_passing(findings: list[Finding]) -> list[Finding]:
 
 @pytest.mark.parametrize("profile", ["azure-2015", "azure-current"])
 def test_compliant_image_passes_every_check(compliant_vhd, profile):
-    report = check_target(str(compliant_vhd), load_profile(profile))
+    report = check_target(str(compliant_vhd), profile)
     bad = not_passing(report.findings)
     assert bad == [], [f"{f.check_id}: {f.message}" for f in bad]
     skips = [f for f in report.findings if f.status is Status.SKIP]
@@ -323,7 +322,7 @@ def test_violation_fails_exactly_its_check(case: Case, violation_copy):
     disk = violation_copy
     case.inject(disk)
     convert_in_place(disk.path)  # the copy becomes a fixed VHD: footer appended, no copy
-    report = check_target(str(disk.path), load_profile(case.profile))
+    report = check_target(str(disk.path), case.profile)
     bad = not_passing(report.findings)
     assert {f.check_id for f in bad} == {case.check_id} | case.also, \
         [f"{f.check_id}: {f.message}" for f in bad]

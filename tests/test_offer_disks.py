@@ -91,9 +91,9 @@ def test_probe_reads_what_check_reads(disks: Path) -> None:
 
 def test_check_target_agrees_on_the_os(disks: Path) -> None:
     """OS family as `vmimage check` reports it in report.system."""
-    from vmimage.checks.run import check_target
+    from vmimage.app.check import check_target
 
-    report = check_target(str(disks / "debian.vhd"), load_profile("azure-current"))
+    report = check_target(str(disks / "debian.vhd"), "azure-current")
     assert report.system.get("id") == probe_disk(disks / "debian.vhd").os_id
 
 

@@ -9,9 +9,9 @@ import pytest
 from tests.offer_support import GOOD, write
 from vmimage.findings import Finding, Status
 from vmimage.offer.manifest import load_manifest
-from vmimage.offer.meta import RULES
 from vmimage.offer.rules import validate_offer
 from vmimage.profiles import load_profile
+from vmimage.rules import Subject, rules_for
 
 URL = "https://contosovhds.blob.core.windows.net/vhds"
 
@@ -39,7 +39,7 @@ def only_fail(findings: list[Finding], rule: str) -> Finding:
 def test_good_manifest_passes_every_rule(tmp_path: Path, profile: str) -> None:
     findings = run(tmp_path, GOOD, profile)
     statuses = {f.check_id: f.status for f in findings}
-    assert set(statuses) == set(RULES)
+    assert set(statuses) == {m.id for m in rules_for(Subject.MANIFEST)}
     assert [f for f in findings if f.status in (Status.FAIL, Status.WARNING)] == []
     # rules that open disks say so rather than pass silently
     assert statuses["OFFER-OS-FAMILY"] is Status.SKIP
@@ -111,9 +111,10 @@ def test_text_lengths(tmp_path: Path) -> None:
     text = GOOD.replace("summary: Nginx on Debian 12, hardened and ready to serve.",
                         "summary: " + "x" * 101).replace("title: Contoso Web Server",
                                                           'title: ""')
-    problems = bad(run(tmp_path, text), "OFFER-TEXT")
-    assert {p.message for p in problems} == {"offer.title is empty",
-                                            "skus[0].summary is 101 characters: at most 100"}
+    [problem] = bad(run(tmp_path, text), "OFFER-TEXT")  # one rule, one finding, all evidence
+    assert set(problem.message.split("; ")) == {"offer.title is empty",
+                                                "skus[0].summary is 101 characters: at most 100"}
+    assert len(problem.evidence) == 2
 
 
 @pytest.mark.parametrize("version", ["1.10", "1.0", "01.0.0", "v1.0.0", "1.0.0.0",
@@ -142,7 +143,7 @@ def _versions(*numbers: str) -> str:
 
 
 def test_only_patch_changes_within_a_sku(tmp_path: Path) -> None:
-    problems = bad(run(tmp_path, _versions("1.0.0", "1.1.0", "1.0.1", "1.0.1")),
+    problems = bad(run(tmp_path, _versions("1.0.0", "1.1.0", "1.0.1", "1.0.1"), "azure-2015"),
                    "OFFER-VERSION-PATCH")
     messages = [p.message for p in problems]
     assert any("1.1.0 changes the major or minor" in m for m in messages)
@@ -154,13 +155,33 @@ def test_only_patch_changes_within_a_sku(tmp_path: Path) -> None:
     ("2.0.4", "after published 1.0.3"), ("1.0.4", None),
 ])
 def test_previous_only_patch_rises(tmp_path: Path, new: str, fragment: str | None) -> None:
-    findings = run(tmp_path, _versions("1.0.3", new), previous=_versions("1.0.3"))
+    """The 2015 guide: within a SKU only the patch number rises."""
+    findings = run(tmp_path, _versions("1.0.3", new), "azure-2015", previous=_versions("1.0.3"))
     problems = [p for p in bad(findings, "OFFER-VERSION-PATCH") if p.status is Status.FAIL]
     if fragment is None:
         assert problems == []
     else:
         [f] = [p for p in problems if fragment in p.message]
-        assert f.evidence[0].required == "1.0.Z with Z > 3"
+        assert "1.0.Z with Z > 3" in [e.required for e in f.evidence]
+
+
+@pytest.mark.parametrize(("new", "fails"), [
+    ("1.0.2", True), ("1.0.4", False), ("1.1.0", False), ("2.0.0", False),
+])
+def test_current_new_version_must_be_higher(tmp_path: Path, new: str, fails: bool) -> None:
+    """Partner Center today: a new version must be higher than the published ones (any part)."""
+    findings = run(tmp_path, _versions("1.0.3", new), previous=_versions("1.0.3"))
+    problems = [p for p in bad(findings, "OFFER-VERSION-PATCH") if p.status is Status.FAIL]
+    if fails:
+        [f] = problems
+        assert "not higher than published 1.0.3" in f.message
+        assert f.evidence[0].required == "higher than 1.0.3"
+    else:
+        assert problems == []
+
+
+def test_current_allows_a_minor_change_within_a_sku(tmp_path: Path) -> None:
+    assert bad(run(tmp_path, _versions("1.0.0", "1.1.0")), "OFFER-VERSION-PATCH") == []
 
 
 def test_previous_published_versions_are_kept_and_not_edited(tmp_path: Path) -> None:
@@ -314,7 +335,9 @@ def _windows(os_type: str) -> str:
 def test_windows_base(tmp_path: Path, os_type: str, profile: str,
                       status: Status | None) -> None:
     problems = bad(run(tmp_path, _windows(os_type), profile), "OFFER-WIN-BASE")
-    assert [p.status for p in problems] == ([status] * 2 if status else [])
+    assert [p.status for p in problems] == ([status] if status else [])
+    if status:  # one finding for both SKUs, with the evidence of each
+        assert len(problems[0].evidence) == 2
     assert all({"OFR-WIN-BASE", "WIN-BASE"} <= set(p.covers) for p in problems)
 
 
@@ -322,7 +345,13 @@ def test_os_type_must_match_family(tmp_path: Path) -> None:
     text = GOOD.replace("type: debian", "type: windowsServer2019", 1)
     loaded = load_manifest(write(tmp_path, text))
     assert loaded.manifest is None
-    assert "not a linux type" in loaded.findings[0].message
+    assert "not a linux type" in loaded.problems[0].message
+    [f] = bad(validate_offer(loaded, load_profile("azure-current"), probe=None), "OFFER-MANIFEST")
+    assert "not a linux type" in f.message
+    others = [x for x in validate_offer(loaded, load_profile("azure-current"), probe=None)
+              if x.check_id != "OFFER-MANIFEST"]
+    # nothing else can be judged on a manifest that could not be read: skipped, never passed
+    assert others and all(x.status is Status.SKIP for x in others)
 
 
 def test_friendly_name_without_version_warns(tmp_path: Path) -> None:
@@ -342,4 +371,4 @@ def test_profile_severity_overrides_rule_default(tmp_path: Path) -> None:
     text = GOOD.replace("[Standard_D2s_v5, Standard_D4s_v5, Standard_E2s_v5]",
                         "[a1, a2, a3, a4, a5, a6, a7]")
     findings = validate_offer(load_manifest(write(tmp_path, text)), profile, probe=None)
-    assert [f.status for f in bad(findings, "OFFER-SIZES")] == [Status.WARNING] * 2
+    assert [f.status for f in bad(findings, "OFFER-SIZES")] == [Status.WARNING]

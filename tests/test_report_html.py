@@ -45,7 +45,7 @@ def test_parses_and_names_every_check():
     text = "".join(parsed.text)
     for f in report.findings:
         assert f.check_id in text
-    assert "NOT CERTIFIED" in text
+    assert "FAILS" in text and "1 rule failed (TEST-HISTORY)" in text
     assert "azure-current" in text and "disk.vhd" in text and "0.1.0" in text
 
 
@@ -71,7 +71,9 @@ def test_verdict_and_groups_in_order():
     assert page.index('id="fail"') < page.index('id="warning"') < page.index('id="pass"') \
         < page.index('id="skip"')
     ok = render(sample_report(failing=False), "html")
-    assert "CERTIFIED" in ok and "NOT CERTIFIED" not in ok
+    assert "PASSES" in ok and "FAILS" not in ok and 'class="verdict ok"' in ok
+    partial = render(sample_report(failing=False, blocking_skip=True), "html")
+    assert "INCOMPLETE" in partial and 'class="verdict partial"' in partial
     assert 'id="fail"' not in ok
 
 

@@ -58,11 +58,20 @@ def test_findings_carry_everything():
     assert doc["summary"]["counts"] == {"pass": 2, "fail": 1, "warning": 1, "skip": 1}
 
 
-def test_severity_of_a_pass_comes_from_the_registry():
+def test_severity_of_a_pass_or_skip_is_what_the_engine_gave_it():
     doc = json.loads(render(sample_report(), "json"))
     by_id = {f["check_id"]: f for f in doc["findings"]}
     assert by_id["VHD-FIXED-FORMAT"]["severity"] == "fail"
-    assert by_id["TEST-SSH-ALIVE"]["severity"] is None  # not a registered check
+    assert by_id["TEST-SSH-ALIVE"]["severity"] == "warning"
+
+
+def test_verdict_says_what_was_examined():
+    doc = json.loads(render(sample_report(failing=False, blocking_skip=True), "json"))
+    summary = doc["summary"]
+    assert summary["verdict"] == "incomplete" and summary["certified"] is False
+    assert summary["skipped_blocking"] == ["TEST-SSH-ALIVE"]
+    assert summary["exit_code"] == 0 and "INCOMPLETE" in summary["verdict_line"]
+    assert doc["mode"] == "offline" and doc["target"]["role"] == "os-linux"
 
 
 def test_findings_are_sorted():

@@ -17,8 +17,24 @@ def test_failing_report():
 def test_warnings_do_not_block_certification():
     report = sample_report(failing=False)
     assert report.exit_code == 0
-    assert report.certified
+    assert report.certified and report.verdict == "pass"
     assert report.counts["warning"] == 1
+    assert report.verdict_line.startswith("PASSES vmimage's offline checks for azure-current")
+    assert "1 non-blocking rule skipped" in report.verdict_line
+
+
+def test_a_skipped_blocking_rule_is_not_a_pass():
+    report = sample_report(failing=False, blocking_skip=True)
+    assert report.exit_code == 0
+    assert not report.certified and report.verdict == "incomplete"
+    assert report.skipped_blocking == ["TEST-SSH-ALIVE"]
+    assert report.verdict_line.startswith("INCOMPLETE") and "TEST-SSH-ALIVE" in report.verdict_line
+
+
+def test_a_report_with_no_finding_is_not_a_pass():
+    report = sample_report(failing=False)
+    report.findings = []
+    assert report.verdict == "incomplete" and not report.certified
 
 
 def test_groups_fail_first():

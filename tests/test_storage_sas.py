@@ -27,7 +27,7 @@ from tests.azurite import (
 from vmimage.disk import vhd
 from vmimage.findings import worst_exit_code
 from vmimage.profiles import load_profile
-from vmimage.storage.sas_verify import verify_sas
+from vmimage.storage.sas_rules import verify_sas
 
 MiB = 1024 * 1024
 SIZE = 20 * MiB

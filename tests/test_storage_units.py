@@ -20,7 +20,7 @@ from vmimage.storage.pages import MAX_PUT, PAGE, RangeSet, aligned_extents, chun
 from vmimage.storage.redact import redact, register_secret
 from vmimage.storage.retry import RetryPolicy
 from vmimage.storage.sas import SasRule, iso
-from vmimage.storage.sas_verify import verify_sas
+from vmimage.storage.sas_rules import verify_sas
 
 MiB = 1024 * 1024
 moments = st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2035, 1, 1),

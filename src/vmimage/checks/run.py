@@ -1,48 +1,32 @@
-"""Certify one target: open it, gather facts lazily, run every applicable check, build a report."""
+"""Run the disk and system rules that fit one disk: the image family's only job.
+
+The rules are chosen by the disk's role (rulings): an OS disk gets every rule of its OS family
+and the disk rules; a data disk gets the disk rules and the few system rules that name data
+disks (no swap partition), nothing about boot, the first MiB, the root partition or the OS.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
+from collections.abc import Iterable
 
-from vmimage import __version__
 from vmimage.checks.context import CheckContext
-from vmimage.checks.engine import run_checks, select
-from vmimage.facts import Facts
-from vmimage.profiles import Profile
-from vmimage.report.model import Report
-from vmimage.targets.open import open_target
+from vmimage.findings import Finding
+from vmimage.rules import RuleMeta, Subject, rules_for, run_rules
 
 
-def _system_summary(facts: Facts) -> dict[str, str]:
-    osr = facts.os_release
-    if osr is None:
-        return {}
-    return {"os": osr.pretty_name or osr.id, "id": osr.id, "version": osr.version_id}
-
-
-def check_target(spec: str, profile: Profile, role: str = "os-linux",
-                 only: list[str] | None = None) -> Report:
-    """Run the Linux checks on ``spec`` (an image file or a root directory).
+def image_rules(role: str, os: str, only: Iterable[str] | None = None) -> list[RuleMeta]:
+    """The rules for a disk of ``role`` holding ``os``, in ID order (``only``: just those).
 
     Raises:
-        InputError: the target cannot be opened (the message names it and says why).
+        KeyError: a name in ``only`` is no registered rule.
     """
-    started = datetime.now(UTC)
-    clock = time.perf_counter()
-    target = open_target(spec)
-    try:
-        facts = Facts(target)
-        disk = getattr(target, "disk_info", None)
-        ctx = CheckContext(profile=profile, role=role, disk=disk, target=target, facts=facts,
-                           capabilities=target.capabilities)
-        findings = run_checks(select(only, os="linux"), ctx)
-        system = _system_summary(facts) if "filesystem" in target.capabilities else {}
-        bytes_read = getattr(target, "bytes_read", None)
-        kind = "image" if "disk" in target.capabilities else "directory"
-        return Report(tool_version=__version__, target=target.name, target_kind=kind,
-                      profile=profile.name, started=started,
-                      duration_s=time.perf_counter() - clock, findings=findings, system=system,
-                      bytes_read=bytes_read, disk=disk.to_dict() if disk else None)
-    finally:
-        target.close()
+    ids = list(only) if only is not None else None
+    metas = rules_for(Subject.DISK, role=role, ids=ids) + \
+        rules_for(Subject.SYSTEM, os=os, role=role, ids=ids)
+    return sorted(metas, key=lambda m: m.id)
+
+
+def run_image_rules(ctx: CheckContext, os: str,
+                    only: Iterable[str] | None = None) -> list[Finding]:
+    """One finding per rule that fits the context's role."""
+    return run_rules(image_rules(ctx.role, os, only), ctx)

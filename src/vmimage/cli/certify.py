@@ -14,7 +14,7 @@ from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from vmimage.offer.certify import Certification
+    from vmimage.app.certify import Certification
     from vmimage.storage.blob_url import BlobUrl
 
 CONTAINER_URL_HELP = ("Blob container for --upload (a SAS may ride in its query), or @FILE to "
@@ -45,8 +45,8 @@ def certify(
     Upload credentials, as for vmimage upload: a SAS in the URL, AZURE_STORAGE_SAS_TOKEN,
     AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, or Entra ID (docs/storage.md).
     """
+    from vmimage.app.certify import certify_offer, write_package
     from vmimage.errors import InputError
-    from vmimage.offer.certify import certify_offer, write_package
     from vmimage.report.console import printable
 
     chosen = profile_option(profile)

@@ -23,14 +23,15 @@ def check(
     only: Annotated[list[str] | None, typer.Option("--check", help="Run only this check ID "
                                                    "(repeatable).")] = None,
 ) -> int:
-    """Certify TARGET against every Linux rule; exit 0 if nothing failed, 1 if a check failed."""
-    from vmimage.checks.run import check_target
+    """Check TARGET against every rule of its role; exit 0 if nothing failed, 1 if a rule
+    failed, 2 if TARGET holds no operating system for an OS role."""
+    from vmimage.app.check import check_target
     from vmimage.profiles import ROLES
     from vmimage.report.render import render
 
     choice("--format", "format", fmt, FORMATS)
     choice("--role", "role", role, ROLES)
-    report = check_target(target, profile_option(profile), role, only)
+    report = check_target(target, profile_option(profile).name, role, only)
     if output is None:
         text = render(report, fmt, color=sys.stdout.isatty())
         print(text, end="" if text.endswith("\n") else "\n")

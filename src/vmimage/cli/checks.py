@@ -1,17 +1,16 @@
-"""``vmimage checks list | show``: the registry, for people and for programs."""
+"""``vmimage checks list | show``: the one rule registry, for people and for programs."""
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import Annotated
 
 import typer
 
 from vmimage.cli.options import choice
-from vmimage.errors import InputError
 
-app = typer.Typer(help="List the checks and show where each one lives.", no_args_is_help=True)
+app = typer.Typer(help="List every rule (image, offer and SAS) and show where each one lives.",
+                  no_args_is_help=True)
 
 LIST_FORMATS = ("text", "json")
 FormatOpt = Annotated[str, typer.Option("--format", help="text or json.")]
@@ -23,11 +22,12 @@ def _format(fmt: str) -> str:
 
 @app.command("list")
 def list_checks(fmt: FormatOpt = "text") -> int:
-    """Every check: ID, title, default severity, requirements covered, OS, needs, module."""
-    from vmimage.report.catalog import all_checks, check_dict, checks_table
+    """Every rule: ID, title, default severity, subject, requirements covered, OS, module."""
+    from vmimage.app.catalog import all_rules
+    from vmimage.report.catalog import check_dict, checks_table
     from vmimage.report.console import console
 
-    metas = all_checks()
+    metas = all_rules()
     if _format(fmt) == "json":
         print(json.dumps([check_dict(m) for m in metas], indent=2))
     else:
@@ -36,20 +36,18 @@ def list_checks(fmt: FormatOpt = "text") -> int:
 
 
 @app.command()
-def show(check_id: Annotated[str, typer.Argument(metavar="ID", help="A check ID.")],
+def show(check_id: Annotated[str, typer.Argument(metavar="ID", help="A rule ID.")],
          fmt: FormatOpt = "text") -> int:
-    """Everything about one check, starting with the file and line that define it."""
-    from vmimage.report.catalog import all_checks, check_detail, check_dict
+    """Everything about one rule, starting with the file and line that define it."""
+    from vmimage.app.catalog import find_rule, profiles
+    from vmimage.report.catalog import check_detail, check_dict
     from vmimage.report.console import console
 
-    metas = {m.id: m for m in all_checks()}
-    meta = metas.get(check_id.upper())
-    if meta is None:
-        close = difflib.get_close_matches(check_id.upper(), metas, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else " (see vmimage checks list)"
-        raise InputError(check_id, f"no such check{hint}")
-    if _format(fmt) == "json":
-        print(json.dumps(check_dict(meta, detail=True), indent=2))
+    meta = find_rule(check_id)
+    chosen = _format(fmt)
+    known = profiles()
+    if chosen == "json":
+        print(json.dumps(check_dict(meta, detail=True, profiles=known), indent=2))
     else:
-        console().print(check_detail(meta))
+        console().print(check_detail(meta, known))
     return 0

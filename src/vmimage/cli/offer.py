@@ -31,17 +31,11 @@ def validate(
     as_json: JsonOpt = False,
 ) -> int:
     """Check every OFR-* and PUB-* rule; exit 1 when one fails, 2 when a file is unreadable."""
-    from vmimage.offer.manifest import load_manifest
-    from vmimage.offer.probe import probe_disk
-    from vmimage.offer.rules import validate_offer
-    from vmimage.offer.sas import redact_finding
+    from vmimage.app.offer import validate as validate_manifest
     from vmimage.report.console import console, render_findings, summary_line
 
     chosen = profile_option(profile)
-    loaded = load_manifest(manifest)
-    published = load_manifest(previous) if previous is not None else None
-    findings = validate_offer(loaded, chosen, published, None if no_disks else probe_disk)
-    findings = [redact_finding(f) for f in findings]
+    findings = validate_manifest(manifest, chosen.name, previous, open_disks=not no_disks)
     if as_json:
         counts = {s: sum(1 for f in findings if str(f.status) == s)
                   for s in ("pass", "fail", "warning", "skip")}
@@ -58,10 +52,9 @@ def validate(
 @app.command()
 def urls(manifest: ManifestArg, as_json: JsonOpt = False) -> int:
     """Show the public marketplace and portal URLs of each SKU (OFR-URL)."""
-    from vmimage.offer.manifest import load_manifest
-    from vmimage.offer.urls import sku_urls
+    from vmimage.app.offer import sku_urls
 
-    found = sku_urls(load_manifest(manifest).require())
+    found = sku_urls(manifest)
     if as_json:
         print(json.dumps([u.to_dict() for u in found], indent=2))
         return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vmimage.errors import InputError
-from vmimage.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile, load_profile
+from vmimage.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
 from vmimage.units import parse_size
 
 PROFILE_HELP = f"Policy profile: {' or '.join(PROFILE_NAMES)}."
@@ -26,5 +26,7 @@ def choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def profile_option(name: str) -> Profile:
-    """Load the named profile."""
-    return load_profile(name)
+    """The named profile, validated against the rule registry (one-line error otherwise)."""
+    from vmimage.app.catalog import profile
+
+    return profile(name)

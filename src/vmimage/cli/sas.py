@@ -44,16 +44,14 @@ def create(
 
     Without --output the URI itself, a secret, is printed on stdout.
     """
+    from vmimage.privatefile import write_private
     from vmimage.report.console import console
-    from vmimage.storage.sas import create_sas, write_secret_file
+    from vmimage.storage.sas import create_sas
 
     made = create_sas(blob_url, profile_option(profile), blob_scope=not container, days=days,
                       user_delegation=user_delegation)
     if output is not None:
-        try:
-            write_secret_file(output, made.url.url + "\n")
-        except OSError as exc:
-            raise InputError(output, f"cannot write: {os.strerror(exc.errno or 5)}") from None
+        write_private(output, made.url.url + "\n")
         console().print(f"{made.summary()}\nwritten to {output} (mode 0600)", markup=False)
     else:
         console(stderr=True).print(made.summary(), markup=False)
@@ -78,12 +76,12 @@ def verify(
     Each rule is a finding with its requirement ID (SAS-PERM, SAS-START, SAS-DURATION, SAS-BLOB,
     SAS-SCHEME, SAS-WORKS; SAS-EACH across several URIs).
     """
+    from vmimage.app.sas import verify
     from vmimage.report.console import console, render_findings, summary_line
-    from vmimage.storage.sas_verify import verify_sas
 
     texts = _collect(uris or [])
     chosen = profile_option(profile)
-    findings = verify_sas(texts, chosen, online=not offline)
+    findings = verify(texts, chosen.name, online=not offline)
     if as_json:
         print(json.dumps({"profile": chosen.name, "uris": len(texts),
                           "findings": [f.to_dict() for f in findings]}, indent=2))
@@ -96,18 +94,15 @@ def verify(
 
 def _collect(args: list[str]) -> list[str]:
     """URIs from the arguments, @FILEs (every non-empty line) and the environment."""
+    from vmimage.inputs import read_bounded_text
     from vmimage.storage.blob_url import read_url_argument
 
     texts: list[str] = []
     for arg in args:
         if arg.startswith("@"):
             path = Path(arg[1:])
-            try:
-                lines = path.read_text("utf-8").splitlines()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = os.strerror(exc.errno or 5) if isinstance(exc, OSError) else "not UTF-8"
-                raise InputError(path, f"cannot read the URI file: {reason}") from None
-            found = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+            lines = read_bounded_text(path).splitlines()
+            found = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
             if not found:
                 raise InputError(path, "the URI file holds no URI")
             texts += found

@@ -43,8 +43,9 @@ def upload(
     Credentials: a SAS in the URL, AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_CONNECTION_STRING,
     AZURE_STORAGE_KEY, or Entra ID (docs/storage.md).
     """
+    from vmimage.app.upload import upload as upload_file
     from vmimage.storage.retry import RetryPolicy
-    from vmimage.storage.upload import UploadOptions, upload_file
+    from vmimage.storage.upload import UploadOptions
 
     if retries < 1:
         raise InputError("--retries", "must be at least 1")

@@ -105,12 +105,12 @@ def validate(
     as_json: JsonOpt = False,
 ) -> int:
     """Check a disk against the format and size rules of a role; exit 1 when one fails."""
-    from vmimage.disk.validate import validate_disk
+    from vmimage.app.disk import validate_disk
     from vmimage.report.console import console, render_findings, summary_line
 
     choice("--role", "role", role, ROLES)
     chosen = profile_option(profile)
-    findings = validate_disk(file, role, chosen)
+    findings = validate_disk(file, role, chosen.name)
     if as_json:
         print(json.dumps({"file": str(file), "role": role, "profile": chosen.name,
                           "findings": [f.to_dict() for f in findings]}, indent=2))

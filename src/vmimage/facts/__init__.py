@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from vmimage.facts.fstab import FstabEntry, parse_fstab
+from vmimage.targets.fstab import FstabEntry, parse_fstab
 
 if TYPE_CHECKING:
     from vmimage.facts.accounts import SudoersLine, User

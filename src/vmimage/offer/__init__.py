@@ -1,7 +1,7 @@
 """The offer layer: ``offer.yaml`` read, validated and rendered (guide §1, §4.1, §5.3).
 
 - :mod:`~vmimage.offer.manifest` reads the manifest (YAML 1.2, lines kept) into
-  :mod:`~vmimage.offer.model`, or into findings naming file, line and key;
+  :mod:`~vmimage.offer.model`, or into typed problems naming file, line and key;
 - :mod:`~vmimage.offer.rules` holds every OFR-*/PUB-* rule (``validate_offer``);
 - :mod:`~vmimage.offer.urls`, :mod:`~vmimage.offer.classic` and
   :mod:`~vmimage.offer.partner_center` render the public URLs, the guide's Create VM Image
@@ -9,6 +9,6 @@
 - :mod:`~vmimage.offer.sas` and :mod:`~vmimage.offer.secure` keep SAS tokens out of the
   manifest, the command line and every printed text, and write submissions 0600.
 
-:mod:`~vmimage.offer.certify` stands apart: it runs the checks (rulings: ``certify`` stands
-above ``checks`` and ``offer``) and nothing else here imports it.
+``certify`` runs the checks too, so it is a use case of the application layer
+(:mod:`vmimage.app.certify`), above ``checks``, ``storage`` and ``offer`` (rulings).
 """

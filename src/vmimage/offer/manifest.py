@@ -1,8 +1,9 @@
-"""Read ``offer.yaml`` into a :class:`~vmimage.offer.model.Manifest`, or into findings.
+"""Read ``offer.yaml`` into a :class:`~vmimage.offer.model.Manifest`, or into problems.
 
 Everything wrong with the *content* (YAML syntax, a key given twice, an unknown key, a wrong
-type, a missing key) becomes an ``OFFER-MANIFEST`` finding naming the file, the line and the
-key, all of them at once, never a traceback. Only a file that cannot be read at all raises
+type, a missing key) becomes a :class:`ManifestProblem` naming the file, the line and the key,
+all of them at once, never a traceback; the ``OFFER-MANIFEST`` rule turns them into its
+finding. Only a file that cannot be read at all raises
 :class:`~vmimage.errors.InputError` (exit 2).
 """
 
@@ -18,14 +19,21 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from vmimage.errors import InputError
-from vmimage.findings import Evidence, Finding
-from vmimage.offer.meta import MANIFEST, Problem, to_finding
+from vmimage.findings import Evidence
 from vmimage.offer.model import Manifest
 from vmimage.offer.yamlload import Document, YamlFloat, YamlInt, YamlSyntaxError, load_yaml
 from vmimage.offer.yamlload import Path as KeyPath
 
 #: A manifest is a few kilobytes; a bigger file is a mistake (a VHD given as the manifest).
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestProblem:
+    """One thing that keeps the manifest from being read into the model."""
+
+    message: str
+    evidence: Evidence
 
 
 @dataclass
@@ -35,7 +43,7 @@ class LoadedManifest:
     path: Path
     manifest: Manifest | None
     document: Document | None
-    findings: list[Finding] = field(default_factory=list)
+    problems: list[ManifestProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -68,10 +76,9 @@ class LoadedManifest:
         """
         if self.manifest is not None:
             return self.manifest
-        first = self.findings[0]
-        where = f"line {first.evidence[0].line}: " if first.evidence and \
-            first.evidence[0].line else ""
-        more = len(self.findings) - 1
+        first = self.problems[0]
+        where = f"line {first.evidence.line}: " if first.evidence.line else ""
+        more = len(self.problems) - 1
         tail = f" (and {more} more: run `vmimage offer validate`)" if more else ""
         raise InputError(self.path, f"{where}{first.message}{tail}")
 
@@ -125,13 +132,13 @@ def parse_manifest(text: str, source: Path) -> LoadedManifest:
         document = load_yaml(text)
     except YamlSyntaxError as exc:
         evidence = Evidence(str(source), exc.line or None)
-        problem = Problem(f"not a valid manifest: {exc.problem}", (evidence,))
-        return LoadedManifest(source, None, None, [to_finding(MANIFEST, problem, None)])
+        problem = ManifestProblem(f"not a valid manifest: {exc.problem}", evidence)
+        return LoadedManifest(source, None, None, [problem])
     try:
         manifest = Manifest.model_validate(document.data)
     except ValidationError as exc:
-        findings = [_error_finding(err, document, source) for err in exc.errors()]
-        return LoadedManifest(source, None, document, findings)
+        problems = [_error_problem(err, document, source) for err in exc.errors()]
+        return LoadedManifest(source, None, document, problems)
     return LoadedManifest(source, manifest, document)
 
 
@@ -215,7 +222,7 @@ def _message(err: ErrorDetails) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _error_finding(err: ErrorDetails, document: Document, source: Path) -> Finding:
+def _error_problem(err: ErrorDetails, document: Document, source: Path) -> ManifestProblem:
     loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
     key = dotted(loc)
     line = document.line_of(loc)
@@ -226,5 +233,5 @@ def _error_finding(err: ErrorDetails, document: Document, source: Path) -> Findi
     message = _message(err)
     if err["type"] == "model_type" and not loc:
         message = "the manifest must be a mapping of keys (publisher, offer, skus)"
-    return to_finding(MANIFEST, Problem(f"{key}: {message}", (evidence,)), None)
+    return ManifestProblem(f"{key}: {message}", evidence)
 

@@ -1,7 +1,8 @@
-"""The check registry rendered for people and programs: ``vmimage checks`` and docs/checks.md.
+"""The rule registry rendered for people and programs: ``vmimage checks`` and docs/checks.md.
 
-Both are generated from the same metadata the engine runs, so the list of checks, the doc page
-and the coverage of the guide can never disagree with the code.
+Both are generated from the same metadata the engine runs, so the list of rules, the doc page
+and the coverage of the guide can never disagree with the code. The caller (the application
+layer) gives the rules and the profiles; this module only renders them.
 """
 
 from __future__ import annotations
@@ -13,15 +14,11 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from vmimage.checks.registry import CheckMeta
-from vmimage.profiles import PROFILE_NAMES, load_profile
-from vmimage.report.model import registered
+from vmimage.profiles import Profile
 from vmimage.requirements import REQUIREMENTS, guide_requirements
+from vmimage.rules import RuleMeta, effective_severity
 
-
-def all_checks() -> list[CheckMeta]:
-    """Every registered check, in ID order."""
-    return sorted(registered().values(), key=lambda m: m.id)
+CheckMeta = RuleMeta
 
 
 def source_location(meta: CheckMeta) -> tuple[str, int]:
@@ -37,21 +34,25 @@ def source_location(meta: CheckMeta) -> tuple[str, int]:
     return str(path), line
 
 
-def profile_severities(meta: CheckMeta) -> dict[str, str]:
-    """The check's severity under every bundled profile (the profile overrides the default)."""
-    return {name: str(load_profile(name).severity.get(meta.id, meta.severity))
-            for name in PROFILE_NAMES}
+def profile_severities(meta: CheckMeta, profiles: dict[str, Profile]) -> dict[str, str]:
+    """The rule's severity under every profile (the profile overrides the default); a profile
+    that disables the rule says so."""
+    return {name: "disabled" if meta.id in p.disabled else str(effective_severity(meta, p))
+            for name, p in profiles.items()}
 
 
-def check_dict(meta: CheckMeta, *, detail: bool = False) -> dict[str, object]:
+def check_dict(meta: CheckMeta, *, detail: bool = False,
+               profiles: dict[str, Profile] | None = None) -> dict[str, object]:
     """Plain data about one check; ``detail`` adds source file, profiles and rationale."""
     data: dict[str, object] = {
         "id": meta.id,
         "title": meta.title,
         "severity": str(meta.severity),
+        "subject": str(meta.subject),
         "covers": list(meta.covers),
         "os": meta.os,
         "needs": sorted(meta.needs),
+        "roles": sorted(meta.roles),
         "module": meta.module,
         "remediation": meta.remediation,
     }
@@ -61,7 +62,7 @@ def check_dict(meta: CheckMeta, *, detail: bool = False) -> dict[str, object]:
         data["line"] = line
         data["function"] = meta.fn.__name__
         data["rationale"] = inspect.getdoc(meta.fn) or ""
-        data["profiles"] = profile_severities(meta)
+        data["profiles"] = profile_severities(meta, profiles or {})
         data["requirements"] = {c: REQUIREMENTS[c].text if c in REQUIREMENTS else None
                                 for c in meta.covers}
     return data
@@ -69,18 +70,18 @@ def check_dict(meta: CheckMeta, *, detail: bool = False) -> dict[str, object]:
 
 def checks_table(metas: list[CheckMeta]) -> Table:
     """``vmimage checks list``: one row per check."""
-    table = Table(title=f"{len(metas)} checks", title_justify="left")
-    for column in ("ID", "title", "severity", "covers", "OS", "needs", "module"):
+    table = Table(title=f"{len(metas)} rules", title_justify="left")
+    for column in ("ID", "title", "severity", "subject", "covers", "OS", "module"):
         table.add_column(column)
     for m in metas:
-        table.add_row(m.id, escape(m.title), str(m.severity), escape(", ".join(m.covers)), m.os,
-                      ", ".join(sorted(m.needs)), m.module)
+        table.add_row(m.id, escape(m.title), str(m.severity), str(m.subject),
+                      escape(", ".join(m.covers)), m.os, m.module)
     return table
 
 
-def check_detail(meta: CheckMeta) -> Table:
-    """``vmimage checks show ID``: everything about one check, its source file first."""
-    info = check_dict(meta, detail=True)
+def check_detail(meta: CheckMeta, profiles: dict[str, Profile]) -> Table:
+    """``vmimage checks show ID``: everything about one rule, its source file first."""
+    info = check_dict(meta, detail=True, profiles=profiles)
     table = Table(title=meta.id, show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -91,10 +92,12 @@ def check_detail(meta: CheckMeta) -> Table:
         ("function", f"{meta.module}.{meta.fn.__name__}"),
         ("title", meta.title),
         ("severity", f"{meta.severity} (default); " + ", ".join(
-            f"{k}: {v}" for k, v in profile_severities(meta).items())),
+            f"{k}: {v}" for k, v in profile_severities(meta, profiles).items())),
+        ("subject", str(meta.subject)),
         ("covers", covers),
         ("os", meta.os),
-        ("needs", ", ".join(sorted(meta.needs))),
+        ("roles", ", ".join(sorted(meta.roles)) or "(not a disk rule)"),
+        ("needs", ", ".join(sorted(meta.needs)) or "nothing"),
         ("remediation", meta.remediation),
         ("rationale", str(info["rationale"])),
     ]
@@ -103,27 +106,12 @@ def check_detail(meta: CheckMeta) -> Table:
     return table
 
 
-def other_rules() -> list[tuple[str, tuple[str, ...]]]:
-    """``(rule ID, covers)`` of the rules that judge an offer or a SAS URI, not an image.
-
-    They live in their own tables (``vmimage.offer.meta.RULES``, ``vmimage.storage.sas_verify
-    .RULES``) because they read a manifest or a URL, not a Target; coverage counts them too.
-    """
-    import vmimage.offer.rules  # noqa: F401 - registers every offer rule
-    from vmimage.offer.meta import RULES as OFFER_RULES
-    from vmimage.storage.sas_verify import RULES as SAS_RULES
-
-    rules = [(r.id, r.covers) for r in OFFER_RULES.values()]
-    rules += [(r.id, (r.covers,)) for r in SAS_RULES.values()]
-    return sorted(rules)
-
-
 def coverage(metas: list[CheckMeta]) -> dict[str, list[str]]:
-    """For every known requirement ID, the checks and rules that cover it (empty: none yet)."""
+    """For every known requirement ID, the rules that cover it (empty: none yet)."""
     cover: dict[str, list[str]] = {rid: [] for rid in REQUIREMENTS}
-    for rule_id, covers in [(m.id, m.covers) for m in metas] + other_rules():
-        for c in covers:
-            cover.setdefault(c, []).append(rule_id)
+    for m in metas:
+        for c in m.covers:
+            cover.setdefault(c, []).append(m.id)
     return cover
 
 
@@ -132,33 +120,35 @@ def _cell(text: str) -> str:
 
 
 def checks_markdown(metas: list[CheckMeta]) -> str:
-    """docs/checks.md: the checks, then every guide requirement with the checks covering it."""
+    """docs/checks.md: every rule, then every guide requirement with the rules covering it."""
     cover = coverage(metas)
     guide = guide_requirements()
     covered = sum(1 for r in guide if cover[r.id])
     out = [
         "# Checks",
         "",
-        "<!-- Generated by scripts/gen-checks-doc.py from the check registry; do not edit. -->",
+        "<!-- Generated by scripts/gen-checks-doc.py from the rule registry; do not edit. -->",
         "",
-        f"{len(metas)} checks. Find a rule's code from its ID with `vmimage checks show ID`.",
-        "Severity is the check's default; a profile may change it "
-        "(`src/vmimage/profiles/*.toml`).",
+        f"{len(metas)} rules in one registry. Find a rule's code from its ID with "
+        "`vmimage checks show ID`. The subject says what a rule reads: `disk` (a disk file's "
+        "format and size), `system` (the operating system in an image, a directory or a VM), "
+        "`manifest` (`vmimage offer validate`) or `sas-uri` (`vmimage sas verify`). Roles say "
+        "which disks a disk or system rule judges. Severity is the rule's default; a profile "
+        "may change it (`src/vmimage/profiles/*.toml`).",
         "",
-        "| ID | title | severity | OS | needs | covers | module |",
-        "|---|---|---|---|---|---|---|",
+        "| ID | title | severity | subject | OS | roles | needs | covers | module |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in metas:
-        out.append(f"| {m.id} | {_cell(m.title)} | {m.severity} | {m.os} | "
-                   f"{', '.join(sorted(m.needs))} | {', '.join(m.covers)} | `{m.module}` |")
+        out.append(f"| {m.id} | {_cell(m.title)} | {m.severity} | {m.subject} | {m.os} | "
+                   f"{', '.join(sorted(m.roles))} | {', '.join(sorted(m.needs))} | "
+                   f"{', '.join(m.covers)} | `{m.module}` |")
     out += [
         "",
         "## Coverage of the guide",
         "",
-        f"{covered} of the guide's {len(guide)} requirements are covered by at least one check "
-        "or rule. Checks (`LINUX-*`, `VHD-*`) judge an image; offer rules (`OFFER-*`, "
-        "`vmimage offer validate`) judge a manifest; SAS rules (`SAS-URI-*`, `vmimage sas "
-        "verify`) judge a URI. \"not yet covered\" means that nothing cites the ID yet.",
+        f"{covered} of the guide's {len(guide)} requirements are covered by at least one rule. "
+        "\"not yet covered\" means that nothing cites the ID yet.",
         "",
         "| requirement | section | text | checks and rules |",
         "|---|---|---|---|",

@@ -23,7 +23,8 @@ def to_dict(report: Report) -> dict[str, object]:
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": report.tool_version},
-        "target": {"path": report.target, "kind": report.target_kind},
+        "target": {"path": report.target, "kind": report.target_kind, "role": report.role},
+        "mode": report.mode,
         "profile": report.profile,
         "started": report.started.isoformat(),
         "duration_s": round(report.duration_s, 6),
@@ -32,21 +33,24 @@ def to_dict(report: Report) -> dict[str, object]:
         "disk": report.disk,
         "summary": {
             "certified": report.certified,
+            "verdict": report.verdict,
+            "verdict_line": report.verdict_line,
+            "skipped_blocking": report.skipped_blocking,
             "exit_code": report.exit_code,
             "counts": report.counts,
             "total": len(report.findings),
         },
-        "findings": [finding_dict(f, report.profile) for f in report.sorted_findings()],
+        "findings": [finding_dict(f) for f in report.sorted_findings()],
         "requirements": {rid: {"source": r.source, "area": r.area, "section": r.section,
                                "text": r.text}
                          for rid in report.covered() if (r := REQUIREMENTS.get(rid))},
     }
 
 
-def finding_dict(finding: Finding, profile: str) -> dict[str, object]:
-    """One finding with the severity its rule has under ``profile``."""
+def finding_dict(finding: Finding) -> dict[str, object]:
+    """One finding with the severity its rule has under the run's profile."""
     data = finding.to_dict()
-    data["severity"] = severity_of(finding, profile)
+    data["severity"] = severity_of(finding)
     return data
 
 

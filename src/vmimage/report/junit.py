@@ -14,7 +14,6 @@ that could not decide is a skip with its reason.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections import Counter
 
 from vmimage.findings import Finding, Status
 from vmimage.report.console import describe_evidence, printable
@@ -40,9 +39,8 @@ def render_junit(report: Report) -> str:
     props = ET.SubElement(suite, "properties")
     for name, value in _properties(report):
         ET.SubElement(props, "property", name=name, value=printable(value))
-    per_check = Counter(f.check_id for f in findings)
-    for f in findings:
-        _testcase(suite, f, several=per_check[f.check_id] > 1)
+    for f in findings:  # one finding per rule: one test case per rule
+        _testcase(suite, f)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -50,14 +48,15 @@ def render_junit(report: Report) -> str:
 def _properties(report: Report) -> list[tuple[str, str]]:
     props = [("tool_version", report.tool_version), ("target", report.target),
              ("target_kind", report.target_kind), ("profile", report.profile),
-             ("certified", "true" if report.certified else "false")]
+             ("certified", "true" if report.certified else "false"),
+             ("verdict", report.verdict), ("role", report.role), ("mode", report.mode)]
     props += [(f"system.{k}", v) for k, v in sorted(report.system.items())]
     return props
 
 
-def _testcase(suite: ET.Element, f: Finding, *, several: bool) -> None:
-    name = f"{f.title}: {f.message}" if several else f.title
-    case = ET.SubElement(suite, "testcase", classname=f.check_id, name=printable(name), time="0")
+def _testcase(suite: ET.Element, f: Finding) -> None:
+    case = ET.SubElement(suite, "testcase", classname=f.check_id, name=printable(f.title),
+                         time="0")
     details = _details(f)
     if f.status is Status.FAIL:
         failure = ET.SubElement(case, "failure", message=printable(f.message), type="fail")

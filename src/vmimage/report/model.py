@@ -8,14 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
-from typing import TYPE_CHECKING
 
 from vmimage.findings import Finding, Severity, Status, worst_exit_code
-from vmimage.profiles import PROFILE_NAMES, load_profile
-
-if TYPE_CHECKING:
-    from vmimage.checks.registry import CheckMeta
 
 TOOL_NAME = "vmimage"
 #: Where a reader of a SARIF or HTML report learns what the tool is.
@@ -44,6 +38,9 @@ class Report:
     system: dict[str, str] = field(default_factory=dict)
     bytes_read: int | None = None
     disk: dict[str, object] | None = None
+    role: str = "os-linux"
+    #: How the target was examined: ``offline`` (an image or a directory) or ``live``.
+    mode: str = "offline"
 
     @property
     def exit_code(self) -> int:
@@ -51,9 +48,47 @@ class Report:
         return worst_exit_code(self.findings)
 
     @property
+    def skipped_blocking(self) -> list[str]:
+        """The rules that would block certification but were not examined, by ID."""
+        return sorted({f.check_id for f in self.findings
+                       if f.status is Status.SKIP and f.blocking})
+
+    @property
+    def verdict(self) -> str:
+        """``pass`` (every blocking rule examined, none failed), ``incomplete`` (none failed,
+        but blocking rules were skipped) or ``fail``. No verdict claims more than was seen."""
+        if self.exit_code:
+            return "fail"
+        if not self.findings or self.skipped_blocking:
+            return "incomplete"
+        return "pass"
+
+    @property
     def certified(self) -> bool:
-        """Certification fails on any failure and on nothing else (CRT-RESULTS)."""
-        return self.exit_code == 0
+        """A full pass: nothing failed and nothing blocking was left unexamined (CRT-RESULTS)."""
+        return self.verdict == "pass"
+
+    @property
+    def verdict_line(self) -> str:
+        """The sentence under every report, plain text: what passed, for which profile, how."""
+        c = self.counts
+        if self.verdict == "fail":
+            ids = sorted({f.check_id for f in self.findings if f.status is Status.FAIL})
+            return (f"FAILS vmimage's {self.mode} checks for {self.profile}: {len(ids)} "
+                    f"rule{'s' if len(ids) != 1 else ''} failed ({', '.join(ids)})")
+        skipped = self.skipped_blocking
+        if self.verdict == "incomplete":
+            if not self.findings:
+                return f"INCOMPLETE: no rule ran for {self.profile}"
+            return (f"INCOMPLETE: nothing failed, but {len(skipped)} blocking "
+                    f"rule{'s were' if len(skipped) != 1 else ' was'} not examined "
+                    f"({', '.join(skipped)}); not a pass for {self.profile}")
+        warn = f", {c['warning']} warning{'s' if c['warning'] != 1 else ''} to review" \
+            if c["warning"] else ""
+        skip = f", {c['skip']} non-blocking rule{'s' if c['skip'] != 1 else ''} skipped" \
+            if c["skip"] else ""
+        return (f"PASSES vmimage's {self.mode} checks for {self.profile}: {c['pass']} rules "
+                f"passed{warn}{skip}. Partner Center's certification stays the final gate.")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -81,33 +116,14 @@ class Report:
         return sorted({c for f in self.findings for c in f.covers})
 
 
-def severity_of(finding: Finding, profile_name: str) -> str | None:
-    """How much a violation of the finding's rule matters under the profile.
+def severity_of(finding: Finding) -> str:
+    """How much a violation of the finding's rule matters under the run's profile.
 
-    A failed or warning finding carries its severity in its status (a check may pin it). For a
-    pass or a skip, the profile's setting for the check, else the check's default, tells what
-    it *would* be; None when the check is not registered (a report from another version).
+    A failed or warning finding carries its severity in its status (a rule may pin it); a pass
+    or a skip carries what a violation *would* have meant, as the engine computed it.
     """
     if finding.status is Status.FAIL:
         return str(Severity.FAIL)
     if finding.status is Status.WARNING:
         return str(Severity.WARNING)
-    meta = registered().get(finding.check_id)
-    if meta is None:
-        return None
-    return str(_profile_severities(profile_name).get(meta.id, meta.severity))
-
-
-@cache
-def _profile_severities(profile_name: str) -> dict[str, Severity]:
-    return load_profile(profile_name).severity if profile_name in PROFILE_NAMES else {}
-
-
-def registered() -> dict[str, CheckMeta]:
-    """The registry with every check module imported: metadata for rules a report names."""
-    # Imported here: the report model must not drag every check in (nor cycle through them).
-    import vmimage.checks  # noqa: F401 - registers every check module
-    from vmimage.checks.registry import REGISTRY
-
-    return REGISTRY
-
+    return str(finding.severity)

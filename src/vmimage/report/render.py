@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.markup import escape
 
 from vmimage.errors import InputError
 from vmimage.report import (
@@ -66,11 +67,9 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
 
 def verdict(report: Report) -> str:
     """The last line a publisher reads, in rich markup."""
-    failed = report.counts["fail"]
-    if report.certified:
-        return "[bold green]CERTIFIED[/]: no check failed (warnings do not block certification)"
-    return (f"[bold red]NOT CERTIFIED[/]: {failed} finding{'s' if failed != 1 else ''} failed; "
-            "any failure blocks certification")
+    style = {"pass": "bold green", "incomplete": "bold yellow", "fail": "bold red"}
+    word, _, rest = report.verdict_line.partition(" ")
+    return f"[{style[report.verdict]}]{escape(word)}[/] {escape(rest)}"
 
 
 _RENDERERS: dict[str, Callable[[Report], str]] = {

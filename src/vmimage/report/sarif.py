@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from vmimage.findings import Evidence, Finding, Status
-from vmimage.report.model import TOOL_NAME, TOOL_URL, Report, registered
+from vmimage.report.model import TOOL_NAME, TOOL_URL, Report
+from vmimage.rules import REGISTRY
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
@@ -66,6 +67,8 @@ def sarif_log(report: Report) -> dict[str, object]:
             "targetKind": report.target_kind,
             "profile": report.profile,
             "certified": report.certified,
+            "verdict": report.verdict,
+            "skippedBlocking": report.skipped_blocking,
             "counts": report.counts,
             "system": dict(report.system),
         },
@@ -80,7 +83,7 @@ def render_sarif(report: Report) -> str:
 
 def _rule(check_id: str, findings: list[Finding]) -> dict[str, object]:
     """A reportingDescriptor from the registry (or, for an unknown check, from its finding)."""
-    meta = registered().get(check_id)
+    meta = REGISTRY.get(check_id)
     if meta is None:
         first = next(f for f in findings if f.check_id == check_id)
         return {"id": check_id, "shortDescription": {"text": first.title},
@@ -92,7 +95,7 @@ def _rule(check_id: str, findings: list[Finding]) -> dict[str, object]:
         "fullDescription": {"text": f"{meta.title}. Covers {', '.join(meta.covers)}."},
         "help": {"text": meta.remediation},
         "defaultConfiguration": {"level": "error" if meta.severity == "fail" else "warning"},
-        "properties": {"covers": list(meta.covers), "os": meta.os,
+        "properties": {"covers": list(meta.covers), "os": meta.os, "subject": str(meta.subject),
                        "needs": sorted(meta.needs), "module": meta.module,
                        "tags": sorted(meta.covers)},
     }

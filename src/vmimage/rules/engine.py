@@ -35,8 +35,13 @@ MAX_MESSAGES = 8
 class RuleContext(Protocol):
     """What the engine needs of any family's context."""
 
-    profile: Profile
-    capabilities: frozenset[str]
+    @property
+    def profile(self) -> Profile:
+        """The policy the rules are judged by."""
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the target can serve: ``disk``, ``filesystem``, ``live``, ``network``..."""
 
 
 def effective_severity(meta: RuleMeta, profile: Profile) -> Severity:

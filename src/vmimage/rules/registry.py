@@ -112,6 +112,8 @@ def rule(
     except ValueError:
         raise ValueError(f"rule {id!r}: unknown subject {subject!r}") from None
     meta_roles = frozenset(roles) if roles is not None else _default_roles(kind, os)
+    if kind is Subject.DISK:
+        meta_needs |= {"disk"}  # a disk rule reads the disk file's metadata
     if not _ID_RE.match(id):
         problems.append(f"rule ID {id!r} is not of the form AREA-NAME")
     if id in REGISTRY:

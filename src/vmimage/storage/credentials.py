@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from vmimage.errors import InputError
-from vmimage.storage.blob_url import BlobUrl, register_sas
-from vmimage.storage.redact import register_secret
+from vmimage.secrets import register_sas, register_secret
+from vmimage.storage.blob_url import BlobUrl
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient

@@ -9,7 +9,7 @@ existing blob of the same name is overwritten: the latest run is what the review
 
 Credentials, retries and redaction are those of ``vmimage upload``
 (:mod:`vmimage.storage.credentials`, :mod:`vmimage.storage.retry`,
-:mod:`vmimage.storage.redact`): a package holds no secret of its own, but the container URL
+:mod:`vmimage.secrets`): a package holds no secret of its own, but the container URL
 may carry a SAS, and the SDK's errors quote it.
 """
 
@@ -19,14 +19,13 @@ import dataclasses
 import os
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from vmimage.errors import InputError
+from vmimage.inputs import open_input
 from vmimage.storage import retry
 from vmimage.storage.blob_url import BlobUrl, parse_blob_url
 from vmimage.storage.credentials import blob_client, make_credential, resolve
 from vmimage.storage.errors import StorageError, describe
-from vmimage.storage.redact import redact
 
 #: Content types by extension; anything else is served as bytes.
 CONTENT_TYPES = {
@@ -36,8 +35,6 @@ CONTENT_TYPES = {
     ".log": "text/plain",
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-#: Marks the parsing placeholder; never sent (the blob is replaced before any request).
-_PLACEHOLDER = "_vmimage_container_placeholder_"
 
 
 def content_type(name: str) -> str:
@@ -53,33 +50,15 @@ def container_of_blob(url: BlobUrl) -> BlobUrl:
 def parse_container_url(text: str, source: str = "--container-url") -> BlobUrl:
     """Parse a container URL (``https://ACCOUNT.blob.../CONTAINER[?SAS]``); blob left empty.
 
-    :func:`~vmimage.storage.blob_url.parse_blob_url` knows every URL shape (host- and
-    path-style, sovereign clouds, emulators) and registers the SAS as a secret; we borrow it
-    by naming a placeholder blob rather than writing a second parser.
-
     Raises:
         InputError: not an http(s) URL naming an account and a container, or it names a blob.
     """
-    parts = urlsplit(text.strip())
-    path = parts.path.rstrip("/")
-    try:
-        url = parse_blob_url(urlunsplit(parts._replace(path=f"{path}/{_PLACEHOLDER}")), source)
-    except InputError as exc:
-        problem = exc.problem.replace(f"/{_PLACEHOLDER}", "")
-        if " names no " in problem:  # the blob parser's wording asks for a blob
-            problem = f"{redact(text.strip())!r} names no account and container"
-        raise InputError(source, f"{problem}; expected a container URL, "
-                                 "https://ACCOUNT.blob.core.windows.net/CONTAINER or "
-                                 "path-style http://HOST:PORT/ACCOUNT/CONTAINER") from None
-    if url.blob != _PLACEHOLDER:
-        raise InputError(source, f"{redact(text.strip())!r} names a blob, not a container "
-                                 "(give the URL of the container itself)")
-    return container_of_blob(url)
+    return parse_blob_url(text, source, kind="container")
 
 
 def blob_display(container: BlobUrl, name: str) -> str:
     """A blob's or prefix's URL as we print it (any SAS removed)."""
-    return dataclasses.replace(container, blob=name, sas="").display
+    return dataclasses.replace(container, blob=name, query="").display
 
 
 def package_files(directory: Path) -> list[tuple[str, Path]]:
@@ -119,10 +98,11 @@ def upload_directory(directory: Path, container: BlobUrl, prefix: str,
     names: list[str] = []
     for relative, path in package_files(directory):
         name = prefix + relative
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(path, f"cannot read: {os.strerror(exc.errno or 5)}") from None
+        with os.fdopen(open_input(path), "rb") as file:
+            try:
+                data = file.read()
+            except OSError as exc:
+                raise InputError(path, f"cannot read: {os.strerror(exc.errno or 5)}") from None
         blob_auth = dataclasses.replace(auth, url=dataclasses.replace(auth.url, blob=name))
         client = blob_client(blob_auth, credential, timeout)
         settings = ContentSettings(content_type=content_type(name))

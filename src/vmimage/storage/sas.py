@@ -15,10 +15,10 @@ profile's rule fits, so it is refused with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from vmimage.errors import InputError
 from vmimage.profiles import Profile
@@ -125,7 +125,7 @@ def create_sas(url_text: str, profile: Profile, blob_scope: bool = False,
                          "shared-key access disabled cannot make a service SAS at all: publish "
                          "from an Azure Compute Gallery image instead")
     if url.scheme == "http" and not url.path_style:
-        url = BlobUrl("https", url.netloc, url.account, url.container, url.blob, False)
+        url = dataclasses.replace(url, scheme="https")
     if check_blob:
         _check_blob(auth)
     token = _sign(url, auth.account_key, blob_scope, start, expiry)
@@ -162,12 +162,3 @@ def _check_blob(auth: StorageAuth) -> None:
         raise StorageError(auth.url.display, f"cannot read the blob with the key: "
                                              f"{describe(exc)}") from None
 
-
-def write_secret_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by its owner only (0600), even if it existed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)

@@ -2,7 +2,7 @@
 
 How one run goes:
 
-1. The file must pass the format rules (:mod:`vmimage.storage.precheck`).
+1. The file must pass the format rules (the caller, :mod:`vmimage.app.upload`, judges it).
 2. The blob is created at the file's length with a metadata marker naming the file (length,
    mtime, first 64 KiB and footer hashed), or, when it already carries this file's marker, the
    upload *resumes*: its page ranges say which chunks have landed, and only the others are sent.
@@ -39,7 +39,6 @@ from vmimage.storage.credentials import StorageAuth, blob_client, make_credentia
 from vmimage.storage.errors import StorageError, describe, error_code
 from vmimage.storage.hashing import SparseMd5
 from vmimage.storage.pages import Chunk, RangeSet, aligned_extents, chunks
-from vmimage.storage.precheck import check_uploadable
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties
@@ -270,8 +269,10 @@ def _threads_alive(threads: list[threading.Thread]) -> bool:
 
 
 def upload_file(path: str | os.PathLike[str], url_text: str, options: UploadOptions,
-                on_progress: Callable[[Progress], None] | None = None) -> UploadResult:
-    """Upload ``path`` to the page blob at ``url_text`` (or resume an earlier upload).
+                size: int, on_progress: Callable[[Progress], None] | None = None
+                ) -> UploadResult:
+    """Upload ``path`` (``size`` bytes, already judged uploadable by the caller) to the page
+    blob at ``url_text`` (or resume an earlier upload).
 
     Raises:
         InputError: the file or URL cannot be used; StorageError (an InputError) when the
@@ -281,7 +282,6 @@ def upload_file(path: str | os.PathLike[str], url_text: str, options: UploadOpti
     if options.workers < 1 or options.workers > 64:
         raise InputError("--workers", f"must be between 1 and 64, not {options.workers}")
     url = parse_blob_url(read_url_argument(url_text))
-    size = check_uploadable(path, options.allow_any)
     auth = resolve(url)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from vmimage.disk.inspect import DiskInfo, open_disk
 from vmimage.errors import UnsupportedError
-from vmimage.facts.fstab import FstabEntry, parse_fstab
+from vmimage.targets.fstab import FstabEntry, parse_fstab
 from vmimage.targets import lvm, partitions, paths
 from vmimage.targets.base import DiskLayout, FileStat, Partition, PathTarget
 from vmimage.targets.blockio import BlockCache

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmimage.errors import VmimageError
 from vmimage.findings import Evidence
 from vmimage.offer.manifest import LoadedManifest
 from vmimage.offer.model import DataDisk, Disk, ImageVersion, Manifest, Sku
@@ -43,9 +44,26 @@ class OfferContext:
     _probes: dict[Path, DiskProbe] = field(default_factory=dict)
 
     @property
+    def capabilities(self) -> frozenset[str]:
+        """``local-disks`` when disk files may be opened (what the engine gates rules on)."""
+        return frozenset({"local-disks"}) if self.probe is not None else frozenset()
+
+    @property
     def manifest(self) -> Manifest:
-        """The manifest (rules run only on one that loaded)."""
-        return self.loaded.require()
+        """The manifest; a rule reading it on an unreadable manifest is skipped, not passed.
+
+        Raises:
+            VmimageError: the manifest could not be read into the model (OFFER-MANIFEST says
+                why).
+        """
+        if self.loaded.manifest is None:
+            raise VmimageError("the manifest could not be read (see OFFER-MANIFEST)")
+        return self.loaded.manifest
+
+    @property
+    def published(self) -> Manifest | None:
+        """What was published before, when it was given and could be read."""
+        return self.previous.manifest if self.previous is not None else None
 
     def ev(self, key: Key, seen: str | None = None, required: str | None = None) -> Evidence:
         """Evidence at ``key`` in the manifest."""

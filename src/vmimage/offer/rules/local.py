@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from vmimage.findings import Severity
+from vmimage.findings import Outcome, Severity, skipped
 from vmimage.offer.manifest import dotted
-from vmimage.offer.meta import Problem, rule
 from vmimage.offer.rules.context import DiskRef, OfferContext
 from vmimage.profiles import RoleSize
+from vmimage.rules import rule
 from vmimage.units import format_size
 
 #: os-release IDs and the Partner Center OS type each one is.
@@ -29,9 +29,9 @@ def _local_os_disks(ctx: OfferContext) -> Iterator[tuple[DiskRef, str]]:
                 yield ref, sku.id
 
 
-def _not_opened(ctx: OfferContext) -> Problem | None:
+def _not_opened(ctx: OfferContext) -> Outcome | None:
     if ctx.probe is None:
-        return Problem("local disks were not opened", skip=True)
+        return skipped("local disks were not opened")
     return None
 
 
@@ -47,11 +47,13 @@ def _judge(name: str, size: int, bounds: RoleSize, role: str) -> tuple[str, Seve
     return None
 
 
-@rule(id="OFFER-DISK-SIZE", title="Every disk's size is within the profile's limits for its role",
+@rule(subject="manifest", os="any",
+      id="OFFER-DISK-SIZE", title="Every disk's size is within the profile's limits for its role",
       covers=("LNX-OS-SIZE", "WIN-OS-SIZE", "DSK-DATA", "WIN-DATA"),
       remediation="Resize the VHD (vmimage vhd resize) or the empty size into the role's "
-                  "range; `vmimage vhd validate --role ...` shows the limits.")
-def disk_sizes(ctx: OfferContext) -> Iterator[Problem]:
+                  "range; `vmimage vhd validate --role ...` shows the limits.",
+      severity=Severity.FAIL)
+def disk_sizes(ctx: OfferContext) -> Iterator[Outcome]:
     """Local files by their virtual size; empty data disks by the size given."""
     skip = _not_opened(ctx)
     judged = 0
@@ -69,7 +71,7 @@ def disk_sizes(ctx: OfferContext) -> Iterator[Problem]:
                     continue
                 if probe.error is not None or probe.virtual_size is None:
                     judged += 1
-                    yield Problem(f"{name}.file: {ref.disk.file} cannot be read as a disk: "
+                    yield Outcome(None, f"{name}.file: {ref.disk.file} cannot be read as a disk: "
                                   f"{probe.error}", (ctx.ev((*ref.key, "file"), ref.disk.file),))
                     continue
                 size, where = probe.virtual_size, (*ref.key, "file")
@@ -81,17 +83,19 @@ def disk_sizes(ctx: OfferContext) -> Iterator[Problem]:
                 message, level = verdict
                 required = f"{format_size(bounds.min)} to " + (
                     format_size(bounds.max) if bounds.max else "any")
-                yield Problem(message, (ctx.ev(where, format_size(size), required),),
+                yield Outcome(None, message, (ctx.ev(where, format_size(size), required),),
                               severity=level)
     if not judged:
-        yield skip or Problem("no local disk file or empty size to measure", skip=True)
+        yield skip or skipped("no local disk file or empty size to measure")
 
 
-@rule(id="OFFER-OS-FAMILY", title="The OS disk holds the OS family the SKU declares",
+@rule(subject="manifest", os="any",
+      id="OFFER-OS-FAMILY", title="The OS disk holds the OS family the SKU declares",
       covers=("PUB-OS",),
       remediation="Declare the family (and type) of the system on the OS disk, or point "
-                  "os_disk.file at the right image.")
-def os_family(ctx: OfferContext) -> Iterator[Problem]:
+                  "os_disk.file at the right image.",
+      severity=Severity.FAIL)
+def os_family(ctx: OfferContext) -> Iterator[Outcome]:
     """What ``vmimage check`` reads (os-release) against os.family; NTFS alone means Windows."""
     skip = _not_opened(ctx)
     judged = 0
@@ -106,31 +110,34 @@ def os_family(ctx: OfferContext) -> Iterator[Problem]:
         judged += 1
         if probe.family is None:
             reason = probe.error or "; ".join(probe.notes) or "no os-release and no NTFS"
-            yield Problem(f"{dotted(ref.key)}: the OS on {ref.disk.file} was not recognised "
-                          f"({reason})", (ctx.ev((*ref.key, "file"), ref.disk.file),),
-                          skip=True)
+            # Fail closed: an OS disk in which no OS is found is not the declared family.
+            yield Outcome(None, f"{dotted(ref.key)}: no operating system found on "
+                          f"{ref.disk.file} ({reason})",
+                          (ctx.ev((*ref.key, "file"), ref.disk.file, declared),))
             continue
         if probe.family != declared:
-            yield Problem(f"{dotted(ref.key)}: SKU {sku_id!r} declares {declared}, the disk "
+            yield Outcome(None, f"{dotted(ref.key)}: SKU {sku_id!r} declares {declared}, the disk "
                           f"holds {probe.family} ({probe.os_name or 'NTFS'})",
                           (ctx.ev((*sku_key, "os", "family"), probe.family, declared),))
             continue
         found_type = OS_TYPE_OF_ID.get(probe.os_id or "")
         if found_type and sku.os.type not in ("other", found_type):
-            yield Problem(f"{dotted(ref.key)}: SKU {sku_id!r} declares os.type {sku.os.type}, "
+            yield Outcome(None, f"{dotted(ref.key)}: SKU {sku_id!r} declares os.type {sku.os.type}, "
                           f"the disk holds {probe.os_name} ({found_type})",
                           (ctx.ev((*sku_key, "os", "type"), found_type, sku.os.type),),
                           severity=Severity.WARNING)
     if not judged:
-        yield skip or Problem("no local OS disk file to read", skip=True)
+        yield skip or skipped("no local OS disk file to read")
 
 
-@rule(id="OFFER-IMAGE-TYPE", title="The OS disk boots the way its image type says",
+@rule(subject="manifest", os="any",
+      id="OFFER-IMAGE-TYPE", title="The OS disk boots the way its image type says",
       covers=("OFR-SKU-DISKS",),
       remediation="A gen2 image needs GPT, an EFI system partition and a UEFI loader "
                   "(EFI/BOOT/BOOTX64.EFI); a gen1 image boots by BIOS from MBR, or from GPT "
-                  "with a BIOS-boot partition.")
-def image_type(ctx: OfferContext) -> Iterator[Problem]:
+                  "with a BIOS-boot partition.",
+      severity=Severity.FAIL)
+def image_type(ctx: OfferContext) -> Iterator[Outcome]:
     """Gen2 is UEFI (rulings); Gen1 is BIOS."""
     skip = _not_opened(ctx)
     judged = 0
@@ -145,19 +152,19 @@ def image_type(ctx: OfferContext) -> Iterator[Problem]:
         name = f"{dotted(ref.key)} ({sku_id}, {sku.image_type})"
         if sku.image_type == "gen2":
             if probe.scheme != "gpt":
-                yield Problem(f"{name}: the partition table is {probe.scheme}, gen2 needs GPT",
+                yield Outcome(None, f"{name}: the partition table is {probe.scheme}, gen2 needs GPT",
                               (where,))
             elif probe.esp is None:
-                yield Problem(f"{name}: no EFI system partition", (where,))
+                yield Outcome(None, f"{name}: no EFI system partition", (where,))
             elif probe.uefi_loaders is None:
-                yield Problem(f"{name}: the EFI system partition could not be read; the UEFI "
+                yield Outcome(None, f"{name}: the EFI system partition could not be read; the UEFI "
                               "loader is not verified", (where,), severity=Severity.WARNING)
             elif not probe.uefi_loaders:
-                yield Problem(f"{name}: no UEFI loader (*.EFI under /EFI) on the EFI system "
+                yield Outcome(None, f"{name}: no UEFI loader (*.EFI under /EFI) on the EFI system "
                               "partition", (where,))
         elif probe.scheme == "gpt" and not probe.bios_boot:
-            yield Problem(f"{name}: a GPT disk without a BIOS-boot partition does not boot on "
+            yield Outcome(None, f"{name}: a GPT disk without a BIOS-boot partition does not boot on "
                           "gen1 (BIOS)" + (": it looks like gen2" if probe.esp else ""),
                           (where,), severity=Severity.WARNING)
     if not judged:
-        yield skip or Problem("no local OS disk file to read", skip=True)
+        yield skip or skipped("no local OS disk file to read")

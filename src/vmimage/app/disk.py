@@ -1,4 +1,6 @@
-"""What ``vmimage upload`` accepts: the format rules of ``vhd validate``, not the role's sizes.
+"""Validate a disk file (``vmimage vhd validate``) and decide whether it may be uploaded.
+
+What ``vmimage upload`` accepts: the format rules of ``vhd validate``, not the role's sizes.
 
 Rulings: upload applies the format rules (fixed VHD, valid footer, whole MiB, length = virtual
 size + 512) and leaves the size bounds of a role to ``vhd validate`` and ``check``, because one
@@ -11,16 +13,29 @@ from __future__ import annotations
 import os
 import stat
 
+from vmimage.app.catalog import profile as load_profile
 from vmimage.checks.context import CheckContext
-from vmimage.checks.engine import run_checks, select
 from vmimage.disk.inspect import inspect_disk
 from vmimage.errors import InputError
-from vmimage.findings import Status
-from vmimage.profiles import DEFAULT_PROFILE, load_profile
+from vmimage.findings import Finding, Status
+from vmimage.profiles import DEFAULT_PROFILE
+from vmimage.rules import Subject, rules_for, run_rules
 from vmimage.storage.pages import MAX_PAGE_BLOB, PAGE
 
 #: The disk-format checks an upload must pass (the role-size and sparseness checks are left out).
 FORMAT_CHECKS = ("VHD-FIXED-FORMAT", "VHD-FOOTER-VALID", "VHD-WHOLE-MIB", "VHD-FILE-LENGTH")
+
+
+def validate_disk(path: str | os.PathLike[str], role: str, profile_name: str) -> list[Finding]:
+    """One finding per disk rule for ``role``; raises InputError when the file cannot be read.
+
+    Only the disk rules (format, footer, size, sparseness): the layout rules (first MiB, LVM)
+    need the image's partitions and are ``check``'s.
+    """
+    info = inspect_disk(path)
+    ctx = CheckContext(profile=load_profile(profile_name), role=role, disk=info,
+                       capabilities=frozenset({"disk"}))
+    return run_rules(rules_for(Subject.DISK, role=role), ctx)
 
 
 def check_uploadable(path: str | os.PathLike[str], allow_any: bool) -> int:
@@ -37,7 +52,8 @@ def check_uploadable(path: str | os.PathLike[str], allow_any: bool) -> int:
         size = info.file_size
         ctx = CheckContext(profile=load_profile(DEFAULT_PROFILE), role="data", disk=info,
                            capabilities=frozenset({"disk"}))
-        failed = [f for f in run_checks(select(FORMAT_CHECKS), ctx) if f.status is Status.FAIL]
+        metas = rules_for(Subject.DISK, ids=FORMAT_CHECKS)
+        failed = [f for f in run_rules(metas, ctx) if f.status is Status.FAIL]
         if failed:
             reasons = "; ".join(f"{f.check_id}: {f.message}" for f in failed)
             raise InputError(path, f"not uploadable as an Azure VHD ({reasons}); --allow-any "

@@ -2,8 +2,8 @@
 write the certification package the guide asks for (CRT-RESULTS, CRT-QUESTIONNAIRE,
 CRT-ARTIFACTS, PUB-CERT).
 
-This module stands *above* ``checks`` and ``offer`` (rulings): it is the only part of
-:mod:`vmimage.offer` that runs checks, and nothing else in the package imports it.
+This use case stands *above* ``checks``, ``storage`` and ``offer`` (rulings), in the
+application layer: ``offer`` itself needs neither.
 
 For each SKU version, each disk given as a local file gets ``vhd validate`` (format and size
 for its role) and, for a Linux SKU, ``check`` (every Linux rule; a data disk is checked for
@@ -58,14 +58,15 @@ class DiskResult:
 
     @property
     def failed(self) -> bool:
-        """A check failed, or the file could not be read."""
+        """A rule failed, or the file could not be read (or held no operating system)."""
         return self.error is not None or any(
-            r is not None and not r.certified for r in (self.validate, self.check))
+            r is not None and r.exit_code != 0 for r in (self.validate, self.check))
 
     @property
     def complete(self) -> bool:
-        """Everything that applies ran."""
-        return self.note is None and self.error is None
+        """Everything that applies ran, and no blocking rule was skipped."""
+        return self.note is None and self.error is None and not any(
+            r is not None and r.verdict == "incomplete" for r in (self.validate, self.check))
 
 
 @dataclass
@@ -120,22 +121,22 @@ class Certification:
 
 
 def _validate_report(path: Path, role: str, profile: Profile) -> Report:
+    from vmimage.app.disk import validate_disk
     from vmimage.disk.inspect import inspect_disk
-    from vmimage.disk.validate import validate_disk
 
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    findings = validate_disk(path, role, profile)
+    findings = validate_disk(path, role, profile.name)
     info = inspect_disk(path)
     return Report(tool_version=__version__, target=str(path), target_kind="image",
                   profile=profile.name, started=started,
                   duration_s=time.perf_counter() - clock, findings=findings,
-                  disk=info.to_dict())
+                  disk=info.to_dict(), role=role)
 
 
 def _check_disk(result: DiskResult, path: Path, family: str, profile: Profile,
                 say: Log) -> None:
-    from vmimage.checks.run import check_target
+    from vmimage.app.check import check_target
 
     try:
         say(f"  vhd validate --role {result.role} {path}")
@@ -147,7 +148,7 @@ def _check_disk(result: DiskResult, path: Path, family: str, profile: Profile,
             say(f"  check skipped: {result.note}")
             return
         say(f"  check --role {result.role} {path}")
-        result.check = check_target(str(path), profile, result.role)
+        result.check = check_target(str(path), profile.name, result.role)
         say(f"    {result.check.counts_line}"
             + (f"; system: {result.check.system.get('os')}" if result.check.system else ""))
     except VmimageError as exc:

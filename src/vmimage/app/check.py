@@ -1,0 +1,106 @@
+"""Check one target: open it, make sure it holds what its role says, run the rules that fit.
+
+Fail closed (rulings): a disk in which no operating system is found is never a pass. For an
+OS role, ``check`` refuses (exit 2, with what it did find) a target with no readable root
+filesystem or no os-release, and a disk whose system is of another family than the role says;
+a data disk that holds an operating system is refused as well, since its role is wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from vmimage import __version__
+from vmimage.app.catalog import profile as load_profile
+from vmimage.checks.context import CheckContext
+from vmimage.checks.run import run_image_rules
+from vmimage.errors import InputError, UnsupportedError
+from vmimage.facts import Facts
+from vmimage.report.model import Report
+from vmimage.targets.base import Target
+from vmimage.targets.open import open_target
+
+
+def _system_summary(facts: Facts) -> dict[str, str]:
+    osr = facts.os_release
+    if osr is None:
+        return {}
+    return {"os": osr.pretty_name or osr.id, "id": osr.id, "version": osr.version_id}
+
+
+def _found(target: Target) -> str:
+    """What the target holds, for the message that refuses it."""
+    layout = target.layout() if "disk" in target.capabilities else None
+    if layout is None:
+        return "a directory without /etc/os-release"
+    if not layout.partitions:
+        return f"no partition table and no filesystem ({layout.scheme})"
+    parts = ", ".join(f"{p.name} {p.fs_type or 'unknown'}" for p in layout.partitions[:8])
+    return f"{layout.scheme} with {parts}"
+
+
+def detect_family(target: Target, facts: Facts) -> str | None:
+    """``linux`` (a readable root with os-release), ``windows`` (an NTFS volume) or None."""
+    if "filesystem" in target.capabilities and facts.os_release is not None:
+        return "linux"
+    layout = target.layout() if "disk" in target.capabilities else None
+    if layout is not None and any(p.fs_type == "ntfs" for p in layout.partitions):
+        return "windows"
+    return None
+
+
+def _require_family(spec: str, role: str, family: str | None, target: Target) -> None:
+    if role == "data":
+        if family is not None:
+            raise InputError(spec, f"holds a {family.capitalize()} operating system, not data: "
+                                   f"check it with --role os-{family}")
+        return
+    wanted = role.removeprefix("os-")
+    if family is None:
+        raise InputError(spec, f"no {wanted.capitalize()} operating system found "
+                               f"({_found(target)}): nothing to certify")
+    if family != wanted:
+        raise InputError(spec, f"holds a {family.capitalize()} system, but --role is {role}: "
+                               f"use --role os-{family}")
+    if family == "windows":
+        raise UnsupportedError(spec, "Windows images cannot be checked yet")
+
+
+def _sizes(target: Target) -> int | None:
+    return getattr(target, "bytes_read", None)
+
+
+def check_target(spec: str, profile_name: str, role: str = "os-linux",
+                 only: Iterable[str] | None = None) -> Report:
+    """Run the rules that fit ``role`` on ``spec`` (an image file or a root directory).
+
+    Raises:
+        InputError: the target cannot be opened, holds no operating system for an OS role
+            (or one for a data disk), or ``only`` names an unknown rule.
+    """
+    policy = load_profile(profile_name)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    target = open_target(spec)
+    try:
+        facts = Facts(target)
+        family = detect_family(target, facts)
+        _require_family(spec, role, family, target)
+        disk = getattr(target, "disk_info", None)
+        ctx = CheckContext(profile=policy, role=role, disk=disk, target=target,
+                           facts=facts if family else None, capabilities=target.capabilities)
+        try:
+            findings = run_image_rules(ctx, family or "linux", only)
+        except KeyError as exc:
+            raise InputError("--check", f"unknown check ID(s): {exc.args[0]}") from None
+        kind = "image" if "disk" in target.capabilities else "directory"
+        return Report(tool_version=__version__, target=target.name, target_kind=kind,
+                      profile=policy.name, started=started,
+                      duration_s=time.perf_counter() - clock, findings=findings,
+                      system=_system_summary(facts) if family else {},
+                      bytes_read=_sizes(target), disk=disk.to_dict() if disk else None,
+                      role=role)
+    finally:
+        target.close()

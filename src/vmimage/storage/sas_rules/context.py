@@ -1,0 +1,194 @@
+"""What a SAS rule reads: one URI taken apart, the URIs given before it, the profile, the
+moment of the check, and (online) the blob the URI opens, fetched once for every rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from vmimage.disk import vhd
+from vmimage.errors import VmimageError
+from vmimage.findings import Evidence
+from vmimage.profiles import Profile
+from vmimage.storage import retry
+from vmimage.storage.blob_url import BlobUrl, is_path_style, register_sas
+from vmimage.storage.errors import describe, error_code
+from vmimage.storage.redact import redact
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobClient
+
+
+@dataclass(frozen=True)
+class SasUri:
+    """A SAS URI taken apart leniently: verify reports what is wrong instead of refusing."""
+
+    text: str
+    scheme: str
+    netloc: str
+    account: str
+    container: str
+    blob: str
+    fields: dict[str, str]
+
+    @property
+    def shown(self) -> str:
+        """The URI without its signature."""
+        return redact(self.text)
+
+    @property
+    def name(self) -> str:
+        """What a message calls the URI: its blob, else its container, else its host."""
+        return self.blob or self.container or self.netloc
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """The VHD the URI names, whatever its token."""
+        return (self.netloc.lower(), self.container, self.blob)
+
+
+def parse_sas_uri(text: str) -> SasUri:
+    """Take ``text`` apart; missing parts come back empty."""
+    text = text.strip()
+    parts = urlsplit(text)
+    register_sas(parts.query)
+    fields = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    segments = parts.path.lstrip("/").split("/") if parts.path.strip("/") else []
+    host = parts.hostname or ""
+    if is_path_style(host) and segments:
+        account, segments = segments[0], segments[1:]
+    else:
+        account = host.split(".")[0]
+    container = segments[0] if segments else ""
+    blob = unquote("/".join(segments[1:])) if len(segments) > 1 else ""
+    return SasUri(text, parts.scheme.lower(), parts.netloc, account, container, blob, fields)
+
+
+class BlobUnreadable(VmimageError):
+    """The URI does not open the blob; rules that need the blob cannot decide."""
+
+
+@dataclass(frozen=True)
+class BlobState:
+    """What the service says of the blob: its length, type and lease state."""
+
+    size: int
+    kind: str
+    lease: str
+
+
+@dataclass
+class SasContext:
+    """One URI under verification, and what every SAS rule may compare it with."""
+
+    uri: SasUri
+    earlier: tuple[SasUri, ...]
+    profile: Profile
+    now: datetime
+    timeout: float = 30.0
+    online: bool = True
+    _client: Any = None
+    _state: BlobState | BlobUnreadable | None = None
+    _footer: vhd.Footer | VmimageError | None = field(default=None)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """``network`` unless verification is offline."""
+        return frozenset({"network"}) if self.online else frozenset()
+
+    def say(self, message: str) -> str:
+        """A message about this URI: its name first, every secret removed."""
+        return redact(f"{self.uri.name}: {message}")
+
+    def ev(self, seen: str | None = None, required: str | None = None) -> Evidence:
+        """Evidence at this URI (shown without its signature)."""
+        return Evidence(path=self.uri.shown, seen=None if seen is None else redact(seen),
+                        required=required)
+
+    def blob(self) -> BlobState:
+        """The blob's properties, fetched once with the URI alone.
+
+        Raises:
+            BlobUnreadable: not an http(s) SAS URI naming a blob, no such blob, or the SAS
+                does not open it.
+        """
+        if self._state is None:
+            self._state = self._fetch_state()
+        if isinstance(self._state, BlobUnreadable):
+            raise self._state
+        return self._state
+
+    def footer(self) -> vhd.Footer:
+        """The blob's last 512 bytes as a valid fixed VHD footer, read once by an explicit range
+        (never a suffix range, which crashes Azurite).
+
+        Raises:
+            VmimageError: the blob could not be opened or read, or its end is no valid fixed
+                VHD footer (the message says which).
+        """
+        if self._footer is None:
+            try:
+                self._footer = self._read_footer(self.blob().size)
+            except VmimageError as exc:
+                self._footer = exc
+        if isinstance(self._footer, VmimageError):
+            raise self._footer
+        return self._footer
+
+    def _blob_client(self) -> BlobClient:
+        from azure.storage.blob import BlobClient
+
+        u = self.uri
+        if self._client is None:
+            host = urlsplit(u.text).hostname or ""
+            url = BlobUrl(u.scheme, u.netloc, u.account, u.container, u.blob,
+                          is_path_style(host), urlsplit(u.text).query)
+            self._client = BlobClient(url.account_url, url.container, url.blob,
+                                      credential=url.sas, retry_total=0,
+                                      connection_timeout=self.timeout,
+                                      read_timeout=self.timeout)
+        client: BlobClient = self._client
+        return client
+
+    def _fetch_state(self) -> BlobState | BlobUnreadable:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        u = self.uri
+        if u.scheme not in ("http", "https") or not u.container or not u.blob \
+                or "sig" not in u.fields:
+            return BlobUnreadable("not an http(s) SAS URI naming a blob")
+        try:
+            props = retry.call(self._blob_client().get_blob_properties,
+                               retry.RetryPolicy(attempts=3))
+        except ResourceNotFoundError as exc:
+            return BlobUnreadable(f"the blob does not exist ({error_code(exc) or 'BlobNotFound'})")
+        except Exception as exc:
+            return BlobUnreadable(redact(f"the SAS does not open the blob: {describe(exc)}"))
+        kind = str(getattr(props.blob_type, "value", props.blob_type))
+        lease = getattr(props.lease, "state", None) or "available"
+        return BlobState(int(props.size), kind, str(lease))
+
+    def _read_footer(self, size: int) -> vhd.Footer:
+        if size < vhd.FOOTER_SIZE:
+            raise VmimageError(f"the blob is {size} bytes, shorter than a footer")
+        start = size - vhd.FOOTER_SIZE
+        client = self._blob_client()
+
+        def download() -> bytes:
+            return bytes(client.download_blob(offset=start, length=vhd.FOOTER_SIZE).readall())
+        try:
+            raw = retry.call(download, retry.RetryPolicy(attempts=3))
+        except Exception as exc:
+            raise VmimageError(redact(f"cannot read bytes {start}-{size - 1}: "
+                                      f"{describe(exc)}")) from None
+        footer = vhd.Footer.unpack(raw) if len(raw) == vhd.FOOTER_SIZE else None
+        if footer is None:
+            raise VmimageError(f"read {len(raw)} bytes instead of 512")
+        problems = footer.problems()
+        if not problems and footer.disk_type != vhd.DISK_FIXED:
+            problems = [f"a {footer.disk_type_name} VHD, not a fixed one"]
+        if problems:
+            raise VmimageError("; ".join(problems))
+        return footer
