@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-test-deps.sh
 ruff check src tests bench
 mypy
+lint-imports --no-cache  # the layers of docs/architecture.md (pyproject.toml)
 set +e
 python3 -m pytest -n 2 -q "$@"
 rc=$?

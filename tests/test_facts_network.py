@@ -1,4 +1,5 @@
-"""ifupdown's interfaces files with source directives, udev rules, NetworkManager, netplan."""
+"""ifupdown's interfaces files with source directives, udev rules, and each network stack's files
+and defaults: netplan, NetworkManager keyfiles, ifcfg (RHEL and SUSE), systemd-networkd."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import os
 from pathlib import Path
 
 from vmimage.facts.network import (
+    ifcfg_configs,
     ifcfg_files,
     ifup_available,
     ifupdown_interfaces,
+    managing_stack,
     netplan_files,
+    network_stacks,
     networkmanager_installed,
     nm_connection_files,
     udev_persistent_net_rules,
@@ -105,3 +109,150 @@ def test_networkmanager_netplan_and_ifcfg(tmp_path):
     assert ifcfg_files(target) == ["/etc/sysconfig/network-scripts/ifcfg-eth0"]
     put(tmp_path, "/usr/sbin/ifup", "")
     assert ifup_available(target)
+
+
+# --- network stacks: each stack's files and defaults --------------------------------------------
+
+def exe(root: Path, path: str) -> None:
+    put(root, path, "#!/bin/sh\n")
+    (root / path.lstrip("/")).chmod(0o755)
+
+
+def enable(root: Path, unit: str, target: str = "multi-user.target") -> None:
+    """What `systemctl enable` leaves: the unit in /usr/lib and a wants link to it."""
+    put(root, f"/usr/lib/systemd/system/{unit}", f"[Service]\nExecStart=/bin/true\n"
+                                                 f"[Install]\nWantedBy={target}\n")
+    wants = root / f"etc/systemd/system/{target}.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    os.symlink(f"/usr/lib/systemd/system/{unit}", wants / unit)
+
+
+def test_netplan_merges_files_in_name_order_and_etc_hides_lib(tmp_path):
+    exe(tmp_path, "/usr/sbin/netplan")
+    exe(tmp_path, "/usr/lib/systemd/system-generators/netplan")
+    exe(tmp_path, "/usr/lib/systemd/systemd-networkd")
+    put(tmp_path, "/usr/lib/systemd/system/systemd-networkd.service", "[Service]\n")
+    put(tmp_path, "/lib/netplan/90-vendor.yaml",
+        "network:\n  ethernets:\n    eth0:\n      dhcp4: false\n")
+    put(tmp_path, "/etc/netplan/90-vendor.yaml",  # hides /lib/netplan/90-vendor.yaml
+        "network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: yes\n")
+    put(tmp_path, "/etc/netplan/10-first.yaml",
+        "network:\n  ethernets:\n    eth0:\n      addresses: [10.0.0.4/24]\n")
+    target = RootDirTarget(tmp_path)
+    assert netplan_files(target) == ["/etc/netplan/10-first.yaml", "/etc/netplan/90-vendor.yaml"]
+    [stack] = [s for s in network_stacks(target, "ubuntu") if s.name.startswith("netplan")]
+    # the generator enables systemd-networkd itself: no wants link needed
+    assert stack.active and stack.name == "netplan (networkd)" and not stack.missing
+    nic = stack.primary()
+    assert nic is not None and nic.dhcp and nic.at_boot  # the later file's dhcp4 wins
+    assert (nic.path, nic.line) == ("/etc/netplan/90-vendor.yaml", 5)
+
+
+def test_netplan_matches_pinned_macs_broken_yaml_and_activation(tmp_path):
+    exe(tmp_path, "/usr/sbin/netplan")
+    put(tmp_path, "/etc/netplan/50-cloud-init.yaml",
+        "network:\n  ethernets:\n    nic:\n      match: {macaddress: '00:0d:3a:01:02:03'}\n"
+        "      dhcp4: true\n    lan:\n      match: {name: 'e*'}\n      dhcp4: true\n"
+        "      activation-mode: manual\n")
+    put(tmp_path, "/etc/netplan/60-broken.yaml", "network: [\n")
+    [stack] = network_stacks(RootDirTarget(tmp_path), "ubuntu")
+    nic, lan = stack.configs
+    assert not nic.primary  # pinned to the builder's MAC: a new VM's NIC has another
+    assert lan.primary and lan.dhcp and not lan.at_boot and "activation-mode: manual" in lan.seen
+    assert stack.primary() == lan
+    assert len(stack.notes) == 1 and stack.notes[0].startswith("/etc/netplan/60-broken.yaml")
+
+
+def test_networkmanager_keyfiles_permissions_and_auto_default(tmp_path):
+    exe(tmp_path, "/usr/sbin/NetworkManager")
+    exe(tmp_path, "/usr/bin/nmcli")
+    enable(tmp_path, "NetworkManager.service")
+    conn = "/etc/NetworkManager/system-connections/eth0.nmconnection"
+    put(tmp_path, conn, "[connection]\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\n"
+                        "method=manual\naddress1=10.0.0.4/24\n")
+    (tmp_path / conn.lstrip("/")).chmod(0o644)
+    target = RootDirTarget(tmp_path)
+    [stack] = network_stacks(target, "rhel")
+    # a keyfile others can read is ignored: NetworkManager's automatic connection (DHCP) is used
+    assert stack.notes == (f"{conn}: mode 644: NetworkManager ignores a keyfile that others "
+                           "can read",)
+    nic = stack.primary()
+    assert nic is not None and nic.dhcp and "no-auto-default unset" in nic.seen
+    (tmp_path / conn.lstrip("/")).chmod(0o600)
+    nic = network_stacks(target, "rhel")[0].primary()
+    assert nic is not None and (nic.method, nic.line) == ("manual", 6)
+    # without any profile and with no-auto-default=*, nothing configures eth0
+    (tmp_path / conn.lstrip("/")).unlink()
+    put(tmp_path, "/etc/NetworkManager/conf.d/00-no-auto.conf", "[main]\nno-auto-default=*\n")
+    nic = network_stacks(target, "rhel")[0].primary()
+    assert nic is not None and not nic.dhcp
+    assert (nic.path, nic.line) == ("/etc/NetworkManager/conf.d/00-no-auto.conf", 2)
+
+
+def test_ifcfg_defaults_rhel_and_suse(tmp_path):
+    put(tmp_path, "/etc/sysconfig/network-scripts/ifcfg-eth0", 'DEVICE="eth0"\nBOOTPROTO="dhcp"\n')
+    put(tmp_path, "/etc/sysconfig/network-scripts/ifcfg-eth1",
+        "DEVICE=eth1\nNM_CONTROLLED=no\nIPADDR=10.0.0.5\n")
+    put(tmp_path, "/etc/sysconfig/network-scripts/ifcfg-eth0.bak", "BOOTPROTO=none\n")
+    put(tmp_path, "/etc/sysconfig/network/ifcfg-eth0", "BOOTPROTO='dhcp4'\n")
+    put(tmp_path, "/etc/sysconfig/network/ifcfg-eth1", "STARTMODE='auto'\n")
+    put(tmp_path, "/etc/sysconfig/network/ifcfg.template", "STARTMODE=''\n")
+    target = RootDirTarget(tmp_path)
+    rhel = ifcfg_configs(target, "network-scripts")
+    # ONBOOT unset means yes; BOOTPROTO unset with IPADDR is static (the IPADDR line shown)
+    assert [(c.name, c.method, c.at_boot, c.line) for c in rhel] == [
+        ("eth0", "dhcp", True, 2), ("eth1", "static", True, 3)]
+    assert [c.name for c in ifcfg_configs(target, "nm", nm_only=True)] == ["eth0"]
+    suse = ifcfg_configs(target, "wicked", suse=True)
+    # STARTMODE unset means manual; BOOTPROTO unset means static (ifcfg(5))
+    assert [(c.name, c.method, c.at_boot) for c in suse] == [
+        ("eth0", "dhcp", False), ("eth1", "static", True)]
+    assert suse[0].seen == "BOOTPROTO=dhcp4, STARTMODE unset (manual)"
+
+
+def test_networkd_first_matching_file_wins(tmp_path):
+    exe(tmp_path, "/usr/lib/systemd/systemd-networkd")
+    exe(tmp_path, "/usr/bin/networkctl")
+    enable(tmp_path, "systemd-networkd.service")
+    # systemd's own files: containers and tunnels never match a VM's eth0
+    put(tmp_path, "/usr/lib/systemd/network/80-container-host0.network",
+        "[Match]\nVirtualization=container\nName=host0\n\n[Network]\nDHCP=yes\n")
+    put(tmp_path, "/usr/lib/systemd/network/80-6rd-tunnel.network",
+        "[Match]\nKind=sit\n\n[Network]\nDHCP=yes\n")
+    put(tmp_path, "/usr/lib/systemd/network/20-eth.network",
+        "[Match]\nName=eth*\n\n[Network]\nAddress=10.0.0.4/24\n")
+    put(tmp_path, "/etc/systemd/network/10-pinned.network",
+        "[Match]\nMACAddress=00:0d:3a:01:02:03\n\n[Network]\nDHCP=yes\n")
+    target = RootDirTarget(tmp_path)
+    [stack] = network_stacks(target, "debian")
+    nic = stack.primary()
+    assert nic is not None and (nic.path, nic.method, nic.line) == (
+        "/usr/lib/systemd/network/20-eth.network", "static", 5)
+    # a file of the same name in /etc hides the vendor's
+    put(tmp_path, "/etc/systemd/network/20-eth.network",
+        "[Match]\nType=ether\nDriver=hv_netvsc\n\n[Network]\nDHCP=ipv4\n")
+    nic = network_stacks(target, "debian")[0].primary()
+    assert nic is not None and (nic.path, nic.dhcp) == ("/etc/systemd/network/20-eth.network", True)
+
+
+def test_managing_stack_in_the_distributions_order(tmp_path):
+    """Debian with ifupdown and NetworkManager both enabled: ifupdown configures eth0 (and
+    NetworkManager leaves what ifupdown configures alone)."""
+    exe(tmp_path, "/usr/sbin/ifup")
+    os.symlink("ifup", tmp_path / "usr/sbin/ifdown")
+    os.symlink("usr/sbin", tmp_path / "sbin")
+    enable(tmp_path, "networking.service", "network-online.target")
+    put(tmp_path, "/etc/network/interfaces", "auto eth0\niface eth0 inet dhcp\n")
+    exe(tmp_path, "/usr/sbin/NetworkManager")
+    enable(tmp_path, "NetworkManager.service")
+    target = RootDirTarget(tmp_path)
+    stacks = network_stacks(target, "debian")
+    assert [s.name for s in stacks] == ["ifupdown", "NetworkManager"]
+    assert all(s.active for s in stacks)
+    managing = managing_stack(stacks)
+    assert managing is not None and managing.name == "ifupdown"
+    assert managing.tools == ("/sbin/ifup", "/sbin/ifdown")
+    # NetworkManager misses nmcli, but it is not what brings eth0 up here
+    assert stacks[1].missing == ("/usr/bin/nmcli",)
+    assert managing_stack([s for s in stacks if s.name != "ifupdown"]) == stacks[1]
+    assert managing_stack([]) is None

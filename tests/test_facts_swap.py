@@ -96,7 +96,7 @@ def test_cloud_init_swap_and_mounts(tmp_path):
         "#cloud-config\nswap:\n  filename: /swapfile\n  size: auto\n  maxsize: 2147483648\n")
     found = swap_sources(RootDirTarget(tmp_path))
     assert [(s.kind, s.what, s.path, s.line) for s in found] == [
-        ("cloud-init", "/swapfile", "/etc/cloud/cloud.cfg.d/50-swap.cfg", 2),
+        ("cloud-init", "/swapfile", "/etc/cloud/cloud.cfg.d/50-swap.cfg", 4),  # the size
         ("cloud-init", "/dev/sdb2", "/etc/cloud/cloud.cfg", 10),
     ]
     assert found[0].description == "cloud-init swap: filename=/swapfile size=auto"

@@ -154,3 +154,20 @@ def test_compliant_image_is_certified(tmp_path: Path, compliant_vhd: Path) -> No
     assert summary["verdict"] == "CERTIFIED" and summary["complete"] is True
     explanation = json.loads((out / "questionnaire.json").read_text())["web"]["explanations"]
     assert explanation[0]["check_failed"] is False
+
+
+def test_blank_os_disk_is_not_certified(tmp_path: Path) -> None:
+    """Fail closed: an OS disk in which no OS is found fails both the offer rule and the disk."""
+    create(tmp_path / "os.vhd", 30 * GiB)
+    out = tmp_path / "pkg"
+    res = run_cli("certify", manifest(tmp_path, "os.vhd"), "--output", out)
+    assert res.code == 1, res.stderr
+    assert "NOT CERTIFIED" in res.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["certified"] is False
+    [image] = summary["images"]
+    [disk] = image["disks"]
+    assert "no Linux operating system found" in (disk.get("error") or "")
+    offer = json.loads((out / "offer-validation.json").read_text())
+    family = [f for f in offer["findings"] if f["check_id"] == "OFFER-OS-FAMILY"]
+    assert [f["status"] for f in family] == ["fail"]

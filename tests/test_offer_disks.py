@@ -34,6 +34,7 @@ def disks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     linux_disk(d / "gpt-noesp.raw", gpt=True)
     windows_disk(d / "windows.raw")
     create(d / "data.vhd", 1 * GiB)
+    create(d / "blank.vhd", 30 * GiB)
     (d / "notes.vhd").write_text("not a disk\n")
     return d
 
@@ -126,7 +127,31 @@ def test_unreadable_disk(disks: Path) -> None:
     findings = findings_of(manifest(disks, "notes.vhd"))
     [size] = of(findings, "OFFER-DISK-SIZE")
     assert size.status is Status.FAIL and "cannot be read as a disk" in size.message
-    assert [f.status for f in of(findings, "OFFER-OS-FAMILY")] == [Status.SKIP]
+    # Fail closed: an OS disk that cannot be read holds no OS of the declared family.
+    [family] = of(findings, "OFFER-OS-FAMILY")
+    assert family.status is Status.FAIL and "no operating system found" in family.message
+
+
+def test_blank_os_disk_cannot_skip_its_way_to_a_pass(disks: Path) -> None:
+    """A blank VHD named as the OS disk: OFFER-OS-FAMILY fails, it does not skip."""
+    [f] = of(findings_of(manifest(disks, "blank.vhd")), "OFFER-OS-FAMILY")
+    assert f.status is Status.FAIL and "no operating system found on blank.vhd" in f.message
+
+
+#: The real failing case of each rule that opens local disks (tests/test_rule_cases.py counts
+#: them): the OS disk file, the manifest options, the profile.
+LOCAL_DISK_CASES: dict[str, tuple[str, dict[str, str], str]] = {
+    "OFFER-DISK-SIZE": ("small.raw", {}, "azure-2015"),
+    "OFFER-OS-FAMILY": ("windows.raw", {}, "azure-current"),
+    "OFFER-IMAGE-TYPE": ("debian.vhd", {"image_type": "gen2"}, "azure-current"),
+}
+
+
+@pytest.mark.parametrize("rule_id", sorted(LOCAL_DISK_CASES))
+def test_local_disk_rule_fails_on_its_case(disks: Path, rule_id: str) -> None:
+    disk, options, profile = LOCAL_DISK_CASES[rule_id]
+    [f] = of(findings_of(manifest(disks, disk, **options), profile), rule_id)
+    assert f.status is Status.FAIL, f.message
 
 
 @pytest.mark.parametrize(("disk", "profile", "status"), [

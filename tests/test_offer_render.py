@@ -198,21 +198,92 @@ def test_partner_center_stdout_is_redacted(tmp_path: Path) -> None:
 
 def test_partner_center_token_file_per_blob(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.txt"
+    names = ["web-1.0.0-os.vhd", "web-1.0.0-d0.vhd", "web2-1.0.0-os.vhd"]
     tokens.write_text("# one SAS URI per blob\n" + "".join(
-        f"{URL}/{name}?sv=2022-11-02&sr=b&sp=r&sig={SIG}{i}\n"
-        for i, name in enumerate(["web-1.0.0-os.vhd", "web-1.0.0-d0.vhd",
-                                  "web2-1.0.0-os.vhd"])))
+        f"{URL}/{name}?sv=2022-11-02&sr=b&sp=r&sig={SIG}{i}\n" for i, name in enumerate(names)))
     out = tmp_path / "out"
     res = run_cli("submit", "render", write(tmp_path, GOOD), "--format", "partner-center",
                   "--sas-file", tokens, "--output", out)
-    assert res.code == 0
-    # one blob has no token: a warning naming the blob, the bare URL in the document
-    assert "no SAS token for" in res.stderr and "web2-1.0.0-d0.vhd" in res.stderr
-    resource = json.loads((out / "plan-web.json").read_text())
-    images = resource["vmImageVersions"][0]["vmImages"]
-    assert images[0]["source"]["osDisk"]["uri"].endswith(f"sig={SIG}0")
-    assert images[1]["source"]["dataDisks"][0]["uri"] == f"{URL}/web2-1.0.0-d0.vhd"
+    # Tokens were given and one blob has none: a document naming its bare URL would fail
+    # certification days later, so nothing is written (it was a warning and exit 0).
+    assert res.code == 2
+    [line] = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert "no SAS token" in line and f"{URL}/web2-1.0.0-d0.vhd" in line
+    assert "web-1.0.0-d0.vhd" not in line and str(tokens) in line
+    assert not out.exists() or not any(out.iterdir())
     assert SIG not in res.stdout + res.stderr
+    with tokens.open("a") as f:
+        f.write(f"{URL}/web2-1.0.0-d0.vhd?sv=2022-11-02&sr=b&sp=r&sig={SIG}3\n")
+    res = run_cli("submit", "render", write(tmp_path, GOOD), "--format", "partner-center",
+                  "--sas-file", tokens, "--output", out)
+    assert res.code == 0, res.stderr
+    images = json.loads((out / "plan-web.json").read_text())["vmImageVersions"][0]["vmImages"]
+    assert images[0]["source"]["osDisk"]["uri"] == f"{URL}/web-1.0.0-os.vhd?sv=2022-11-02&" \
+                                                   f"sr=b&sp=r&sig={SIG}0"
+    assert images[1]["source"]["dataDisks"][0]["uri"].endswith(f"sig={SIG}3")
+    assert SIG not in res.stdout + res.stderr
+
+
+def test_without_tokens_the_bare_urls_are_a_warning(tmp_path: Path) -> None:
+    """No --sas-env or --sas-file at all: a preview naming the bare URLs, with a warning."""
+    out = tmp_path / "out"
+    res = run_cli("submit", "render", write(tmp_path, GOOD), "--format", "partner-center",
+                  "--output", out)
+    assert res.code == 0 and "no SAS token for" in res.stderr
+    images = json.loads((out / "plan-web.json").read_text())["vmImageVersions"][0]["vmImages"]
+    assert images[0]["source"]["osDisk"]["uri"] == f"{URL}/web-1.0.0-os.vhd"
+
+
+def _token(line: str, blob_url: str) -> str | None:
+    from vmimage.offer.sas import parse_tokens
+
+    return parse_tokens(line, "tokens.txt").token(blob_url)
+
+
+@pytest.mark.parametrize("base", [URL, "http://127.0.0.1:10000/acct/vhds"])
+def test_a_container_sas_with_a_blob_path_covers_its_container(base: str) -> None:
+    """What ``sas create`` makes by default: sr=c with the blob's path appended. It is the
+    blob's token, and its container's for the other blobs there (it was matched to nothing,
+    the path-style form included)."""
+    query = f"sv=2022-11-02&sr=c&sp=rl&sig={SIG}"
+    line = f"{base}/web-1.0.0-os.vhd?{query}"
+    assert _token(line, f"{base}/web-1.0.0-os.vhd") == query
+    assert _token(line, f"{base}/web-1.0.0-d0.vhd") == query
+    assert _token(line, base.replace("/vhds", "/VHDS") + "/other.vhd") == query  # any case
+    assert _token(line, f"{base}2/web-1.0.0-os.vhd") is None  # another container
+    assert _token(line.replace("sr=c", "sr=b"), f"{base}/web-1.0.0-d0.vhd") is None
+
+
+def test_token_scopes_most_specific_first() -> None:
+    from vmimage.offer.sas import parse_tokens
+
+    text = "\n".join([
+        f"sv=1&sig={SIG}default",
+        f"https://contosovhds.blob.core.windows.net/?sv=1&ss=b&srt=co&sp=rl&sig={SIG}account",
+        f"{URL}?sv=1&sr=c&sp=rl&sig={SIG}container",
+        f"{URL}/os.vhd?sv=1&sr=b&sp=r&sig={SIG}blob",
+    ])
+    tokens = parse_tokens(text, "tokens.txt")
+    assert str(tokens.token(f"{URL}/os.vhd")).endswith("blob")
+    assert str(tokens.token(f"{URL}/d0.vhd")).endswith("container")
+    assert str(tokens.token("https://contosovhds.blob.core.windows.net/x/d.vhd")).endswith(
+        "account")
+    assert str(tokens.token("https://other.blob.core.windows.net/x/d.vhd")).endswith("default")
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("# nothing but comments\n\n", "holds no SAS URI or token"),
+    (f"{URL}?sv=1&sr=b&sig={SIG}", "line 1: a blob SAS (sr=b) whose URI names no blob"),
+    (f"https://u:p@contosovhds.blob.core.windows.net/vhds?sig={SIG}", "no user name"),
+    (f"ftp://a/b/c.vhd?sig={SIG}", "line 1: not an http(s) SAS URI"),
+])
+def test_bad_token_lines(text: str, fragment: str) -> None:
+    from vmimage.errors import InputError
+    from vmimage.offer.sas import parse_tokens
+
+    with pytest.raises(InputError) as info:
+        parse_tokens(text, "tokens.txt")
+    assert fragment in str(info.value) and SIG not in str(info.value)
 
 
 def test_partner_center_refuses_empty_disks(tmp_path: Path) -> None:

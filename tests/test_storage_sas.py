@@ -62,7 +62,7 @@ def create(az: Azurite, url: str, *extra: str, profile: str = "azure-2015") -> s
 
 ALL_PASS = {"SAS-URI-PERMISSIONS", "SAS-URI-START", "SAS-URI-EXPIRY", "SAS-URI-BLOB-NAME",
             "SAS-URI-SCHEME", "SAS-URI-READABLE", "SAS-URI-PAGE-BLOB", "SAS-URI-NOT-LEASED",
-            "SAS-URI-LENGTH", "SAS-URI-FOOTER"}
+            "SAS-URI-LENGTH", "SAS-URI-FOOTER", "SAS-URI-DISTINCT"}
 
 
 def test_created_container_sas_passes_2015(azurite: Azurite, tmp_path: Path) -> None:  # noqa: F811
@@ -120,6 +120,20 @@ def test_current_profile_needs_https_longer_and_earlier(azurite: Azurite) -> Non
     assert found["SAS-URI-START"] == "fail"   # 15 minutes < 1 day
 
 
+#: Each bad URI of test_bad_sas_uris and the one rule it fails (tests/test_rule_cases.py counts
+#: these as the real failing cases of the online SAS rules).
+BAD_URI_RULES = {
+    "write": "SAS-URI-PERMISSIONS", "delete": "SAS-URI-PERMISSIONS",
+    "read-only-container": "SAS-URI-PERMISSIONS", "expired": "SAS-URI-EXPIRY",
+    "too-short": "SAS-URI-EXPIRY", "date-only": "SAS-URI-EXPIRY",
+    "not-yet-valid": "SAS-URI-START", "too-late-start": "SAS-URI-START",
+    "block-blob": "SAS-URI-PAGE-BLOB", "leased": "SAS-URI-NOT-LEASED",
+    "missing": "SAS-URI-READABLE", "not-a-vhd": "SAS-URI-FOOTER",
+    "wrong-length": "SAS-URI-LENGTH", "space-in-name": "SAS-URI-BLOB-NAME",
+    "not-.vhd": "SAS-URI-BLOB-NAME", "forged": "SAS-URI-READABLE",
+}
+
+
 def test_bad_sas_uris(azurite: Azurite) -> None:  # noqa: F811
     now = datetime.now(UTC)
     c = azurite.container()
@@ -130,29 +144,28 @@ def test_bad_sas_uris(azurite: Azurite) -> None:  # noqa: F811
     put_vhd(azurite, c, "short.vhd", length=SIZE // 2 + 512)  # footer claims 20 MiB
     azurite.blob(c, "leased.vhd").acquire_lease()
 
-    cases = {
-        "write": (azurite.sas(c, "os.vhd", permission="rwl"), "SAS-URI-PERMISSIONS"),
-        "delete": (azurite.sas(c, "os.vhd", permission="rdl"), "SAS-URI-PERMISSIONS"),
-        "read-only-container": (azurite.sas(c, "os.vhd", permission="r"), "SAS-URI-PERMISSIONS"),
-        "expired": (azurite.sas(c, "os.vhd", start=now - timedelta(days=20),
-                                expiry=now - timedelta(days=1)), "SAS-URI-EXPIRY"),
-        "too-short": (azurite.sas(c, "os.vhd", expiry=now + timedelta(days=3)),
-                      "SAS-URI-EXPIRY"),
-        "date-only": (azurite.sas(c, "os.vhd", expiry=(now + timedelta(days=40))
-                                  .strftime("%Y-%m-%d")), "SAS-URI-EXPIRY"),
-        "not-yet-valid": (azurite.sas(c, "os.vhd", start=now + timedelta(hours=2)),
-                          "SAS-URI-START"),
-        "too-late-start": (azurite.sas(c, "os.vhd", start=now - timedelta(minutes=2)),
-                           "SAS-URI-START"),
-        "block-blob": (azurite.sas(c, "block.vhd"), "SAS-URI-PAGE-BLOB"),
-        "leased": (azurite.sas(c, "leased.vhd"), "SAS-URI-NOT-LEASED"),
-        "missing": (azurite.sas(c, "missing.vhd"), "SAS-URI-READABLE"),
-        "not-a-vhd": (azurite.sas(c, "junk.vhd"), "SAS-URI-FOOTER"),
-        "wrong-length": (azurite.sas(c, "short.vhd"), "SAS-URI-LENGTH"),
-        "space-in-name": (azurite.sas(c, "bad name.vhd"), "SAS-URI-BLOB-NAME"),
-        "not-.vhd": (azurite.sas(c, "disk.img"), "SAS-URI-BLOB-NAME"),
-        "forged": (azurite.sas(c, "os.vhd").replace("sig=", "sig=AAAA"), "SAS-URI-READABLE"),
+    uris = {
+        "write": azurite.sas(c, "os.vhd", permission="rwl"),
+        "delete": azurite.sas(c, "os.vhd", permission="rdl"),
+        "read-only-container": azurite.sas(c, "os.vhd", permission="r"),
+        "expired": azurite.sas(c, "os.vhd", start=now - timedelta(days=20),
+                               expiry=now - timedelta(days=1)),
+        "too-short": azurite.sas(c, "os.vhd", expiry=now + timedelta(days=3)),
+        "date-only": azurite.sas(c, "os.vhd", expiry=(now + timedelta(days=40))
+                                 .strftime("%Y-%m-%d")),
+        "not-yet-valid": azurite.sas(c, "os.vhd", start=now + timedelta(hours=2)),
+        "too-late-start": azurite.sas(c, "os.vhd", start=now - timedelta(minutes=2)),
+        "block-blob": azurite.sas(c, "block.vhd"),
+        "leased": azurite.sas(c, "leased.vhd"),
+        "missing": azurite.sas(c, "missing.vhd"),
+        "not-a-vhd": azurite.sas(c, "junk.vhd"),
+        "wrong-length": azurite.sas(c, "short.vhd"),
+        "space-in-name": azurite.sas(c, "bad name.vhd"),
+        "not-.vhd": azurite.sas(c, "disk.img"),
+        "forged": azurite.sas(c, "os.vhd").replace("sig=", "sig=AAAA"),
     }
+    assert uris.keys() == BAD_URI_RULES.keys()
+    cases = {label: (uri, BAD_URI_RULES[label]) for label, uri in uris.items()}
     profile = load_profile("azure-2015")
     for label, (uri, failing) in cases.items():
         # In-process (16 CLI starts would cost 16 s); the CLI path is covered above.
@@ -207,3 +220,81 @@ def test_longer_validity_on_request(azurite: Azurite, profile: str) -> None:  # 
     expiry = datetime.fromisoformat(uri.split("se=")[1].split("&")[0].replace("%3A", ":")
                                     .replace("Z", "+00:00"))
     assert expiry - datetime.now(UTC) > timedelta(days=30)
+
+
+# -- sas create --output, and the URIs it makes in a submission ------------------------------
+
+
+def test_output_is_written_strictly(azurite: Azurite, tmp_path: Path) -> None:  # noqa: F811
+    """``-o`` was opened with O_TRUNC and no O_NOFOLLOW: it wrote the URI through a symbolic
+    link into whatever file the link named, and blocked for ever on a FIFO."""
+    c = azurite.container()
+    put_vhd(azurite, c, "os.vhd")
+    url = azurite.url(c, "os.vhd")
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    link = tmp_path / "link.txt"
+    link.symlink_to(victim)
+    fifo = tmp_path / "sas.fifo"
+    os.mkfifo(fifo)
+    for target, fragment in ((link, "symbolic link"), (fifo, "not a regular file"),
+                             (tmp_path / "missing" / "sas.txt", "does not exist"),
+                             (tmp_path, "is a directory")):
+        line = one_line_error(vmimage("sas", "create", url, "--output", target,
+                                      env=azurite.env(), timeout=60))
+        assert line.startswith(f"vmimage: {target}: ") and fragment in line
+    assert victim.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.txt", "sas.fifo", "victim"]
+
+
+def test_created_sas_uris_render_into_a_submission(azurite: Azurite,  # noqa: F811
+                                                   tmp_path: Path) -> None:
+    """``sas create`` makes a container SAS with the blob's path appended; ``submit render
+    --sas-file`` matched it to nothing, sent the OS disk with no token and exited 0. Now it
+    is that blob's token and, being the container's, every other blob's there; the rendered
+    URIs open their blobs. A disk the tokens miss is one line, exit 2."""
+    from tests.offer_support import GOOD, write
+
+    c = azurite.container()
+    for name in ("web-1.0.0-os.vhd", "web-1.0.0-d0.vhd", "web2-1.0.0-os.vhd",
+                 "web2-1.0.0-d0.vhd"):
+        put_vhd(azurite, c, name)
+    base = f"{azurite.account_url()}/{c}"
+    manifest = write(tmp_path, GOOD.replace("https://contosovhds.blob.core.windows.net/vhds",
+                                            base))
+    tokens = tmp_path / "tokens.txt"
+    res = vmimage("sas", "create", f"{base}/web-1.0.0-os.vhd", "--profile", "azure-2015",
+                  "--output", tokens, env=azurite.env())
+    assert res.returncode == 0, res.stderr
+    assert "sr=c" in tokens.read_text()
+
+    out = tmp_path / "out"
+    res = vmimage("submit", "render", manifest, "--format", "partner-center", "--profile",
+                  "azure-2015", "--sas-file", tokens, "--output", out, env=azurite.env())
+    assert res.returncode == 0, res.stderr
+    assert "warning" not in res.stderr
+    images = json.loads((out / "plan-web.json").read_text())["vmImageVersions"][0]["vmImages"]
+    uris = [u for image in images for u in
+            (image["source"]["osDisk"]["uri"],
+             *(d["uri"] for d in image["source"]["dataDisks"]))]
+    assert [u.split("?")[0] for u in uris] == [
+        f"{base}/web-1.0.0-os.vhd", f"{base}/web-1.0.0-d0.vhd",
+        f"{base}/web2-1.0.0-os.vhd", f"{base}/web2-1.0.0-d0.vhd"]
+    assert all("sr=c" in u and "sig=" in u for u in uris)
+    rendered = tmp_path / "rendered.txt"
+    rendered.write_text("\n".join(uris) + "\n")
+    rc, found = verify(azurite, f"@{rendered}")
+    assert rc == 0 and found["SAS-URI-READABLE"] == "pass" and found["SAS-URI-DISTINCT"] == "pass"
+
+    # The Gen2 disks in another container: the token does not reach them.
+    other = azurite.container()
+    moved = GOOD.replace("https://contosovhds.blob.core.windows.net/vhds/web2",
+                         f"{azurite.account_url()}/{other}/web2").replace(
+        "https://contosovhds.blob.core.windows.net/vhds", base)
+    res = vmimage("submit", "render", write(tmp_path, moved), "--format", "partner-center",
+                  "--profile", "azure-2015", "--sas-file", tokens, "--output",
+                  tmp_path / "out2", env=azurite.env())
+    line = one_line_error(res)
+    assert "no SAS token" in line and "2 disk(s)" in line
+    assert f"{other}/web2-1.0.0-os.vhd" in line and f"{other}/web2-1.0.0-d0.vhd" in line
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())

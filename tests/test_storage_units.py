@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from vmimage.errors import InputError
 from vmimage.findings import Status
 from vmimage.profiles import load_profile
+from vmimage.secrets import redact, register_secret
 from vmimage.storage import business_days as bd
 from vmimage.storage.blob_url import parse_blob_url
 from vmimage.storage.credentials import parse_connection_string, resolve
 from vmimage.storage.pages import MAX_PUT, PAGE, RangeSet, aligned_extents, chunks
-from vmimage.storage.redact import redact, register_secret
 from vmimage.storage.retry import RetryPolicy
 from vmimage.storage.sas import SasRule, iso
 from vmimage.storage.sas_rules import verify_sas

@@ -160,6 +160,17 @@ def test_missing_and_wrong_kinds(target: Target) -> None:
         target.read_bytes("/etc")
 
 
+def test_unrepresentable_paths_are_missing(target: Target) -> None:
+    """Paths read from image content may hold a NUL or an undecodable byte: simply missing."""
+    for path in ("/etc/host\0name", "/etc/\udcff", "/boot/\0", "/\ud800/x"):
+        assert not target.exists(path), path
+        assert target.glob(path) == [], path
+        with pytest.raises(FileNotFoundError):
+            target.read_bytes(path)
+        with pytest.raises(FileNotFoundError):
+            target.stat(path, follow=False)
+
+
 @pytest.mark.parametrize("rel", ["etc", "etc/ssh/sshd_config.d", "boot", "boot/grub", "usr/lib",
                                  "home/alice", "var/log/empty", "boot/efi"])
 def test_iterdir(target: Target, rel: str) -> None:

@@ -58,16 +58,17 @@ def test_gpt_layout() -> None:
         for part in parts.values():
             _agrees_with_blkid(disk, part)
         assert layout.first_mib_data == () and not layout.mbr_boot_code
-        assert any("vfat" in n and "/boot/efi" in n for n in layout.notes)
+        assert layout.notes == ()  # the ESP's vfat is read now: nothing left unread
         # fstab named / by UUID, /boot by PARTUUID and swap by /dev/disk/by-uuid
         assert target.mounts() == {"/": parts["p4"], "/boot": parts["p3"],
                                    "/boot/efi": parts["p2"]}
         assert target.root_partition == parts["p4"]
         assert target.partition_at("/boot") == parts["p3"]
-        assert target.partition_at("/boot/efi/") == parts["p2"]  # not read, but known
+        assert target.partition_at("/boot/efi/") == parts["p2"]
         assert target.partition_at("/srv") is None
         assert target.partition_for("/boot/efi/EFI/debian/grubx64.efi") == parts["p2"]
-        assert target.iterdir("/boot/efi") == []  # vfat is not read: /boot's empty directory
+        assert target.iterdir("/boot/efi") == []  # the empty FAT made by mkfs.vfat
+        assert target.stat("/boot/efi").mode == 0o40700  # umask=0077 in fstab
         assert target.partition_for("/boot/grub/grub.cfg") == parts["p3"]
         assert target.partition_for("/etc/kernel-link") == parts["p3"]  # resolved into /boot
         assert target.partition_for("/etc/hostname") == parts["p4"]

@@ -1,8 +1,13 @@
 """The bad-input corpus: every broken file gets one clear line, exit code 2, and stays untouched.
 
-Each case is built from real bytes: qemu-img's own VHDs, then cut or edited at the byte level
-(a differencing disk cannot be made by qemu-img, so it is crafted from a dynamic one by setting
-the disk type and fixing the checksum). Every applicable command runs through the real CLI.
+Each case is built from real bytes: qemu-img's own VHDs, VHDXs and qcow2s, then cut or edited at
+the byte level (a differencing disk cannot be made by qemu-img, so it is crafted from a dynamic
+one by setting the disk type and fixing the checksum). Every applicable command runs through
+the real CLI.
+
+Some files can be described but not read truthfully (a differencing disk, a VHDX log never
+replayed, a dynamic VHD whose two footers disagree): ``vhd inspect`` lists the problem and
+exits 0, ``convert`` refuses, and ``--in-place``/``resize`` refuse them for their format.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +31,9 @@ from tests.vhd_util import (
     Extent,
     MiB,
     file_state,
+    inspect_json,
     make_sparse,
+    qemu_compare,
     qemu_convert,
     read_footer,
     run,
@@ -34,7 +42,7 @@ from tests.vhd_util import (
     write_at,
 )
 from vmimage.disk import convert as conv
-from vmimage.disk import vhd
+from vmimage.disk import vhd, vhdx
 
 ALL = ("inspect", "validate", "convert", "in-place", "resize")
 
@@ -198,11 +206,170 @@ def differencing(tmp: Path) -> Path:
     return path
 
 
+def fixed_zero_size(tmp: Path) -> Path:
+    """qemu-img's fixed VHD whose footer (checksum right) says the disk is 0 bytes."""
+    path = _fixed(tmp)
+    _rewrite_footer(path, current_size=0, original_size=0)
+    return path
+
+
+def footer_only_zero_size(tmp: Path) -> Path:
+    """A 512-byte file that is nothing but a valid fixed-disk footer of size 0."""
+    path = tmp / "zero.vhd"
+    path.write_bytes(replace(vhd.Footer.new(MiB), current_size=0, original_size=0)
+                     .with_checksum().pack())
+    return path
+
+
+def qcow2_zero_size(tmp: Path) -> Path:
+    """``qemu-img create -f qcow2 X 0``: a valid header for an empty disk."""
+    path = tmp / "zero.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "0"])
+    return path
+
+
+def footer_copies_disagree(tmp: Path) -> Path:
+    """A dynamic VHD whose footer copy at offset 0 (valid, checksum right) says 32 MiB while
+    the one at the end says 64 MiB: qemu-img reads the first, vmimage the second."""
+    path = _dynamic(tmp)
+    head = replace(read_footer(path), current_size=32 * MiB).with_checksum()
+    write_at(path, 0, head.pack())
+    return path
+
+
+# --- VHDX: qemu-img's files, edited with the spec's layout ---------------------------------
+
+#: What the crafted log entry writes: 4 KiB at the start of the first payload block.
+LOG_PAYLOAD = b"replayed!" * 455 + b"+"
+assert len(LOG_PAYLOAD) == 4096
+
+
+def _vhdx(tmp: Path) -> Path:
+    """qemu-img's 64 MiB VHDX (8 MiB blocks) with data in blocks 0, 2 and 7 (the last)."""
+    raw = make_sparse(tmp / "src.raw", 64 * MiB,
+                      [Extent(0, os.urandom(100_000)), Extent(20 * MiB, os.urandom(5000)),
+                       Extent(64 * MiB - 4096, os.urandom(4096))])
+    out = tmp / "disk.vhdx"
+    qemu_convert(raw, "raw", out, "vhdx")
+    raw.unlink()
+    return out
+
+
+def _vhdx_layout(path: Path) -> vhdx.Layout:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return vhdx.read_layout(lambda offset, n: os.pread(fd, n, offset), os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _set_log_guid(path: Path, guid: uuid.UUID) -> None:
+    """Set LogGuid (bytes 48-63) in the active header and recompute its CRC-32C (bytes 4-7)."""
+    offset = _vhdx_layout(path).header.offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        header = bytearray(f.read(vhdx.HEADER_SIZE))
+    header[48:64] = guid.bytes_le
+    struct.pack_into("<I", header, 4, vhdx.checksummed(bytes(header)))
+    write_at(path, offset, bytes(header))
+
+
+def vhdx_log_guid(tmp: Path) -> Path:
+    """A log GUID in the active header and nothing in the log: what a host leaves when it
+    dies with the disk open. qemu-img opens this one (it finds no entry to replay); the rulings
+    refuse any log GUID, as vmimage cannot tell a stale disk from a clean one without a replay."""
+    path = _vhdx(tmp)
+    _set_log_guid(path, uuid.uuid4())
+    return path
+
+
+def vhdx_log_entry(tmp: Path) -> Path:
+    """A real, valid log entry never replayed: it writes ``LOG_PAYLOAD`` over the first 4 KiB
+    of payload block 0, which still holds the old data. qemu-img refuses to open it read-only.
+
+    The entry follows MS-VHDX 2.3.1: a 4 KiB sector with the 64-byte entry header and one
+    32-byte data descriptor (the payload's first 8 and last 4 bytes live in the descriptor),
+    then a 4 KiB data sector; a CRC-32C over the whole entry.
+    """
+    path = _vhdx(tmp)
+    layout = _vhdx_layout(path)
+    guid, seq, size = uuid.uuid4(), 1, path.stat().st_size
+    target = layout.present_blocks()[0][1]
+    descriptor = struct.pack("<4sIQQQ", b"desc", *struct.unpack("<I", LOG_PAYLOAD[-4:]),
+                             *struct.unpack("<Q", LOG_PAYLOAD[:8]), target, seq)
+    sector = struct.pack("<4sI", b"data", seq >> 32) + LOG_PAYLOAD[8:-4] + \
+        struct.pack("<I", seq & 0xFFFFFFFF)
+    header = struct.pack("<4sIIIQII16sQQ", b"loge", 0, 8192, 0, seq, 1, 0, guid.bytes_le,
+                         size, size)
+    entry = bytearray((header + descriptor).ljust(4096, b"\0") + sector)
+    struct.pack_into("<I", entry, 4, vhdx.crc32c(bytes(entry)))
+    write_at(path, layout.header.log_offset, bytes(entry))
+    _set_log_guid(path, guid)
+    return path
+
+
+def _cut(path: Path, length: int) -> Path:
+    os.truncate(path, length)
+    return path
+
+
+def vhdx_cut_in_block(tmp: Path) -> Path:
+    """The last payload block is half there."""
+    path = _vhdx(tmp)
+    return _cut(path, path.stat().st_size - 4 * MiB)
+
+
+def vhdx_cut_at_block(tmp: Path) -> Path:
+    """The file ends exactly where the last payload block starts: every structure is whole,
+    only the BAT says the file must be longer."""
+    path = _vhdx(tmp)
+    layout = _vhdx_layout(path)
+    return _cut(path, max(offset for _, offset in layout.present_blocks()))
+
+
+def vhdx_cut_in_metadata(tmp: Path) -> Path:
+    """The copy stopped inside the metadata region: the virtual size itself is gone."""
+    path = _vhdx(tmp)
+    meta = _vhdx_layout(path).metadata_region
+    return _cut(path, meta.offset + 4096)
+
+
+def vhdx_cut_in_headers(tmp: Path) -> Path:
+    path = _vhdx(tmp)
+    return _cut(path, 100_000)
+
+
+def vhdx_differencing(tmp: Path) -> Path:
+    """``qemu-img create -f vhdx -b base.vhdx`` fails ("Backing file not supported for file
+    format 'vhdx'"), so the HasParent bit is set in the file parameters of qemu's VHDX (the
+    metadata region has no checksum). pyvhdi then reports a differential disk."""
+    path = _vhdx(tmp)
+    meta = _vhdx_layout(path).metadata_region
+    with open(path, "rb") as f:
+        f.seek(meta.offset)
+        region = f.read(meta.length)
+    count = struct.unpack_from("<H", region, 10)[0]
+    for i in range(count):
+        guid, offset, _, _, _ = struct.unpack_from("<16sIIII", region, 32 + 32 * i)
+        if uuid.UUID(bytes_le=guid) == vhdx.FILE_PARAMETERS:
+            block_size, flags = struct.unpack_from("<II", region, offset)
+            write_at(path, meta.offset + offset, struct.pack("<II", block_size, flags | 2))
+            return path
+    raise AssertionError("qemu-img's VHDX has no file parameters")
+
+
 @dataclass(frozen=True)
 class Case:
     build: Callable[[Path], Path]
     problem: str
     commands: tuple[str, ...] = ALL
+    #: Files inspect describes rather than refuses: what ``inspect`` lists among the problems,
+    #: and what ``--in-place``/``resize`` name in their refusal (the format).
+    described: str | None = None
+    format_name: str | None = None
+
+
+_BY_FORMAT = ("convert", "in-place", "resize")
 
 
 CASES = {
@@ -220,7 +387,23 @@ CASES = {
     "bat-larger-than-file": Case(bat_larger_than_file, "is larger than the file"),
     "overflow-2-63": Case(overflow_2_63, "overflows"),
     "overflow-max": Case(overflow_max, "overflows"),
-    "differencing": Case(differencing, "not supported", ("convert", "in-place", "resize")),
+    "differencing": Case(differencing, "not supported", _BY_FORMAT, "parent",
+                         "differencing VHD"),
+    "fixed-zero-size": Case(fixed_zero_size, "virtual size is 0"),
+    "footer-only-zero-size": Case(footer_only_zero_size, "virtual size is 0"),
+    "qcow2-zero-size": Case(qcow2_zero_size, "cannot be read as qcow2"),  # libqcow refuses
+    "footer-copies-disagree": Case(footer_copies_disagree, "the copy at offset 0 says 33554432 "
+                                   "bytes", _BY_FORMAT, "footer copies", "dynamic VHD"),
+    "vhdx-log-guid": Case(vhdx_log_guid, "log was never replayed", _BY_FORMAT,
+                          "log was never replayed", "VHDX"),
+    "vhdx-log-entry": Case(vhdx_log_entry, "log was never replayed", _BY_FORMAT,
+                           "log was never replayed", "VHDX"),
+    "vhdx-cut-in-block": Case(vhdx_cut_in_block, "truncated: payload block 7"),
+    "vhdx-cut-at-block": Case(vhdx_cut_at_block, "truncated: payload block 7"),
+    "vhdx-cut-in-metadata": Case(vhdx_cut_in_metadata, "truncated: the metadata region"),
+    "vhdx-cut-in-headers": Case(vhdx_cut_in_headers, "truncated: the headers"),
+    "vhdx-differencing": Case(vhdx_differencing, "differencing VHDX is not supported",
+                              _BY_FORMAT, "differencing VHDX", "VHDX"),
 }
 
 PAIRS = [(name, cmd) for name, case in CASES.items() for cmd in case.commands]
@@ -248,26 +431,65 @@ def test_bad_input_refused(tmp_path: Path, name: str, command: str) -> None:
     res = vmimage(*_command(command, path, out))
 
     _assert_one_line_refusal(res, path, case.problem)
-    if name == "differencing" and command != "convert":
-        assert "differencing VHD" in res.stderr
+    if case.format_name and command != "convert":
+        assert case.format_name in res.stderr, res.stderr
     else:
         assert case.problem in res.stderr, res.stderr
     assert file_state(path) == before
     assert list(outdir.iterdir()) == []  # neither OUT nor OUT.partial
 
 
-# --- the differencing disk: described, refused, and failing validation ----------------------
+DESCRIBED = [name for name, case in CASES.items() if case.described]
+
+
+@pytest.mark.parametrize("name", DESCRIBED)
+def test_described_by_inspect(tmp_path: Path, name: str) -> None:
+    """What cannot be converted can still be looked at: inspect exits 0 and says why."""
+    case = CASES[name]
+    assert case.described is not None
+    path = case.build(tmp_path)
+    before = file_state(path)
+    info = inspect_json(path)
+    problems = info["problems"]
+    assert isinstance(problems, list)
+    assert any(case.described in p for p in problems), problems
+    assert file_state(path) == before
 
 
 def test_differencing_is_described_by_inspect(tmp_path: Path) -> None:
     path = differencing(tmp_path)
-    before = file_state(path)
-    res = vmimage_ok("vhd", "inspect", "--json", path)
-    info = json.loads(res.stdout)
+    info = inspect_json(path)
     assert info["format"] == "vhd-differencing"
-    assert info["footer"]["disk_type"] == "differencing"
-    assert any("parent" in p for p in info["problems"])
-    assert file_state(path) == before
+    footer = info["footer"]
+    assert isinstance(footer, dict) and footer["disk_type"] == "differencing"
+
+
+# --- the VHDX log: qemu-img agrees it must be replayed, and replays it --------------------
+
+
+def test_vhdx_log_entry_is_refused_by_qemu_too(tmp_path: Path) -> None:
+    """The crafted entry is a real log (qemu-img's own parser finds it and refuses to read the
+    disk without replaying it), so vmimage's refusal is not about a malformed file."""
+    path = vhdx_log_entry(tmp_path)
+    res = run(["qemu-img", "info", "-f", "vhdx", str(path)], check=False)
+    assert res.returncode != 0
+    assert "log that needs to be replayed" in res.stderr
+
+
+def test_vhdx_log_replayed_by_qemu_then_converted(tmp_path: Path) -> None:
+    """Once ``qemu-img check -r all`` has replayed the log, the log GUID is gone, vmimage
+    converts the disk, and the logged write is in the output: what a silent conversion of the
+    unreplayed file would have lost."""
+    path = vhdx_log_entry(tmp_path)
+    run(["qemu-img", "check", "-q", "-r", "all", "-f", "vhdx", str(path)], check=False)
+    run(["qemu-img", "info", "-f", "vhdx", str(path)])  # opens read-only: the log is replayed
+    assert not _vhdx_layout(path).header.log_pending
+    assert inspect_json(path)["problems"] == []
+    out = tmp_path / "out.vhd"
+    vmimage_ok("vhd", "convert", path, out)
+    assert qemu_compare(path, "vhdx", out, "vpc") == 0
+    with open(out, "rb") as f:
+        assert f.read(len(LOG_PAYLOAD)) == LOG_PAYLOAD
 
 
 def test_differencing_fails_validation(tmp_path: Path) -> None:

@@ -158,6 +158,23 @@ def test_validate_dense_file_warns(tmp_path: Path) -> None:
     assert _finding_status(raw, "VHD-SPARSE") == (0, "warning")
 
 
+def test_validate_small_dynamic_vhd_is_sparse(tmp_path: Path) -> None:
+    """A dynamic VHD stores only its written blocks: an empty 64 MiB one is a 2.5 KiB file,
+    every byte of it allocated, and sparse by any measure that matters (the disk it describes)."""
+    disk = tmp_path / "d.vhd"
+    run(["qemu-img", "create", "-q", "-f", "vpc", "-o", "subformat=dynamic", str(disk), "64M"])
+    assert os.stat(disk).st_blocks * 512 >= disk.stat().st_size  # "full", as a file
+    assert _finding_status(disk, "VHD-SPARSE") == (1, "pass")  # 1: VHD-FIXED-FORMAT fails
+
+
+def test_validate_dynamic_vhd_full_of_data_warns(tmp_path: Path) -> None:
+    """Every block of the dynamic disk written: its file is as large as the disk."""
+    disk = tmp_path / "d.vhd"
+    run(["qemu-img", "create", "-q", "-f", "vpc", "-o", "subformat=dynamic", str(disk), "32M"])
+    run(["qemu-io", "-f", "vpc", "-c", "write -P 0x5a 0 32M", str(disk)])
+    assert _finding_status(disk, "VHD-SPARSE") == (1, "warning")
+
+
 @pytest.mark.parametrize(("args", "problem"), [
     (["--role", "swap"], "unknown role"),
     (["--role", "data", "--profile", "azure-1999"], "unknown profile"),

@@ -57,7 +57,7 @@ class BlobAddress:
     @property
     def base(self) -> str:
         """The blob's URL without any query."""
-        return f"{self.container_url}/{quote(self.blob, safe='/')}"
+        return f"{self.container_url}/{quote_blob(self.blob)}"
 
     @property
     def url(self) -> str:
@@ -73,6 +73,19 @@ class BlobAddress:
     def signed(self) -> bool:
         """Whether the query carries a signature (``sig``), i.e. is a SAS."""
         return "sig" in parse_qs(self.query, keep_blank_values=True)
+
+
+def quote_blob(name: str) -> str:
+    """A blob name as it goes into a URL path: percent-encoded, ``/`` kept."""
+    return quote(name, safe="/")
+
+
+def join_blob(container_url: str, name: str) -> str:
+    """The URL of the blob ``name`` in the container at ``container_url``, any query (a token)
+    and fragment of the container URL dropped. Nothing is checked: the caller judges the
+    container URL."""
+    base = container_url.strip().split("#", 1)[0].split("?", 1)[0].rstrip("/")
+    return f"{base}/{quote_blob(name)}"
 
 
 def is_path_style(host: str) -> bool:
@@ -103,7 +116,8 @@ def _address(parts: SplitResult) -> BlobAddress:
     """The shared core: where the account, container and blob are; missing parts empty."""
     host = parts.hostname or ""
     path_style = is_path_style(host)
-    segments = parts.path.lstrip("/").split("/") if parts.path.strip("/") else []
+    # Without a host the path names nothing we could find (``vhds/os.vhd?sig=...``).
+    segments = parts.path.lstrip("/").split("/") if host and parts.path.strip("/") else []
     if path_style:
         account, segments = (segments[0], segments[1:]) if segments else ("", [])
     else:
@@ -146,7 +160,8 @@ def parse_strict(text: str, source: str = "BLOB_URL", kind: Kind = "blob") -> Bl
                                          if address.path_style else
                                          "names no container and blob", address, kind))
     if parts.query and not address.signed:
-        raise InputError(source, "has a query but no SAS signature (sig=)")
+        raise InputError(source, "has a query but no SAS signature: give the URL alone, "
+                                 "or with its whole SAS")
     return address
 
 

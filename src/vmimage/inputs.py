@@ -19,6 +19,7 @@ import errno
 import fcntl
 import os
 import stat
+from pathlib import Path
 
 from vmimage.errors import InputError
 from vmimage.units import KiB, format_size
@@ -63,7 +64,7 @@ def open_input(path: str | os.PathLike[str]) -> int:
         InputError: naming ``path``: missing, not a regular file, or not readable.
     """
     try:
-        kind = _kind(os.stat(path).st_mode)
+        kind = _kind(Path(path).stat().st_mode)
         if kind is not None:
             raise InputError(path, kind)
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)

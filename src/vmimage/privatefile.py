@@ -87,10 +87,10 @@ def _write(path: Path, raw: bytes, mode: int) -> Path:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, path)
+        tmp.rename(path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            tmp.unlink()
         if isinstance(exc, OSError):
             raise InputError(path, f"cannot write: {_problem(exc)}") from None
         raise

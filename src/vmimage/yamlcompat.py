@@ -95,12 +95,14 @@ def safe_load(content: bytes | str, source: str) -> Document:
     size = len(content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content)
     if size > MAX_BYTES:
         raise InputError(source, f"larger than {MAX_BYTES // 1024} KiB: not read")
-    loader = _Loader(content)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(content)  # reads the start: refuses bad encodings and characters
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
     except (yaml.YAMLError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
         raise InputError(source, _problem(exc)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Document(data, root)

@@ -16,6 +16,7 @@ from vmimage import __version__
 from vmimage.app.catalog import profile as load_profile
 from vmimage.checks.context import CheckContext
 from vmimage.checks.run import run_image_rules
+from vmimage.disk.inspect import RAW
 from vmimage.errors import InputError, UnsupportedError
 from vmimage.facts import Facts
 from vmimage.report.model import Report
@@ -49,6 +50,14 @@ def detect_family(target: Target, facts: Facts) -> str | None:
     if layout is not None and any(p.fs_type == "ntfs" for p in layout.partitions):
         return "windows"
     return None
+
+
+def _require_disk_image(spec: str, target: Target) -> None:
+    """A file that is no disk image at all (a README given by mistake) is said to be one."""
+    info = getattr(target, "disk_info", None)
+    if info is not None and info.format == RAW and (info.file_size % 512 or not info.file_size):
+        raise InputError(spec, f"not a disk image: {info.file_size} bytes is not a whole "
+                               "number of 512-byte sectors, and no image format was recognised")
 
 
 def _require_family(spec: str, role: str, family: str | None, target: Target) -> None:
@@ -85,6 +94,7 @@ def check_target(spec: str, profile_name: str, role: str = "os-linux",
     clock = time.perf_counter()
     target = open_target(spec)
     try:
+        _require_disk_image(spec, target)
         facts = Facts(target)
         family = detect_family(target, facts)
         _require_family(spec, role, family, target)

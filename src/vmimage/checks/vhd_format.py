@@ -115,11 +115,17 @@ def role_size(ctx: CheckContext) -> Outcome:
                    "run fallocate --dig-holes FILE.")
 def sparse(ctx: CheckContext) -> Outcome:
     """The guide asks for a sparse file when the data is smaller than the disk: uploads and
-    copies of a fully allocated 30 GiB file move 30 GiB."""
+    copies of a fully allocated 30 GiB file move 30 GiB.
+
+    What is allocated is measured against the virtual disk, not the file's length: a dynamic
+    VHD (or VHDX, qcow2, VMDK) stores only its written blocks, so its file is always "full" of
+    itself; a 260 KiB dynamic VHD of a 64 MiB disk is as sparse as files get. For a raw file or
+    a fixed VHD the two measures are the same (the length is the virtual size, + 512).
+    """
     disk = _disk(ctx)
-    ev = Evidence(path=disk.path, seen=f"{format_size(disk.allocated)} allocated of "
-                                       f"{format_size(disk.file_size)}")
-    if disk.allocated < disk.file_size * 0.9:
+    ev = Evidence(path=disk.path, seen=f"{format_size(disk.allocated)} allocated for a "
+                                       f"{format_size(disk.virtual_size)} disk")
+    if disk.allocated < disk.virtual_size * 0.9:
         return passed("the file is sparse", ev)
     return violated("the file is fully allocated; unless the disk is full of data, a sparse "
                     "copy uploads and copies faster", ev)

@@ -26,8 +26,8 @@ app = typer.Typer(help="Render submission documents from an offer manifest.",
 
 
 def _err(text: str) -> None:
-    from vmimage.offer.sas import redact
     from vmimage.report.console import printable
+    from vmimage.secrets import redact
 
     print(printable(redact(text)), file=sys.stderr)
 
@@ -92,7 +92,7 @@ def render(
 
 
 def _write(rendered: Rendered, output: Path) -> None:
-    from vmimage.offer.secure import private_dir, write_private
+    from vmimage.privatefile import private_dir, write_private
 
     private_dir(output)
     for name, text in rendered.documents.items():
@@ -102,7 +102,7 @@ def _write(rendered: Rendered, output: Path) -> None:
 
 def _print(rendered: Rendered, fmt: str, tokens_given: bool) -> None:
     from vmimage.offer.classic import request_line
-    from vmimage.offer.sas import redact
+    from vmimage.secrets import redact
 
     if fmt == "classic-xml":
         for name, text in rendered.documents.items():

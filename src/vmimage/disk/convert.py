@@ -18,7 +18,7 @@ from vmimage.disk.inspect import RAW, VHD_FIXED, DiskInfo, inspect_disk, open_di
 from vmimage.disk.sources import DiskSource, DynamicVhdSource, FlatSource
 from vmimage.disk.sparse import (
     ZERO_CHUNK,
-    copy_range,
+    copy_nonzero,
     data_extents,
     is_zero,
     nonzero_runs,
@@ -76,32 +76,33 @@ def _prepare_output(src: Path | None, out: Path, force: bool) -> Path:
 
 
 def _copy_flat(source: FlatSource, dst: int) -> tuple[int, str]:
-    """Raw or fixed VHD data: reflink where possible, else kernel copy of the data extents."""
+    """Raw or fixed VHD data: reflink where possible, else the data extents' non-zero blocks.
+
+    A reflink shares the source's blocks (zero blocks included) and costs no space, so it is
+    kept where the filesystem offers it.
+    """
     if source.size and try_reflink(source.fd, dst):
         os.ftruncate(dst, source.size)  # drop a cloned footer; the new one goes after
         return 0, "reflink"
-    written = 0
-    for offset, length in data_extents(source.fd, 0, source.size):
-        copy_range(source.fd, dst, offset, length)
-        written += length
-    return written, "copy_file_range"
+    read, written = copy_nonzero(source.fd, dst, 0, source.size)
+    source.bytes_read += read
+    return written, "sparse copy"
 
 
 def _copy_dynamic(source: DynamicVhdSource, dst: int, progress: Progress | None) -> int:
-    """Dynamic VHD: copy each run of present sectors inside the kernel, to its virtual offset.
+    """Dynamic VHD: copy each run of present sectors to its virtual offset, zeros as holes.
 
-    Reading blocks into Python and writing them back cost four times the flat copy (measured in
-    docs/benchmarks.md); ``copy_file_range`` moves the bytes without a trip through user
-    space, and the holes inside a block (SEEK_DATA) stay holes, as in the flat copy.
+    ``present_runs`` turns the BAT and the sector bitmaps into file ranges, so absent blocks
+    and sectors are never read; a block that is allocated but holds zeros (Disk2VHD writes
+    them) is read and left a hole, as qemu-img leaves it.
     """
     written = 0
     for virtual, file_offset, length in source.present_runs():
-        for offset, n in data_extents(source.fd, file_offset, file_offset + length):
-            copy_range(source.fd, dst, offset, n, virtual + offset - file_offset)
-            written += n
+        read, n = copy_nonzero(source.fd, dst, file_offset, length, virtual)
+        source.bytes_read += read
+        written += n
         if progress:
             progress(length)
-    source.bytes_read += written
     return written
 
 
@@ -147,7 +148,7 @@ def convert(src: str | os.PathLike[str], out: str | os.PathLike[str], size: int 
                 if isinstance(source, FlatSource):
                     written, method = _copy_flat(source, fd)
                 elif isinstance(source, DynamicVhdSource):
-                    written, method = _copy_dynamic(source, fd, progress), "copy_file_range (BAT)"
+                    written, method = _copy_dynamic(source, fd, progress), "sparse copy (BAT)"
                 else:
                     written, method = _copy_scanning(source, fd, progress), "zero-scan"
                 os.ftruncate(fd, target)

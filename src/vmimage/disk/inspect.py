@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmimage.disk import vhd
+from vmimage.disk import vhd, vhdx
 from vmimage.disk.sources import (
     DiskSource,
     DynamicVhdSource,
@@ -134,8 +134,10 @@ def _detect(fd: int, path: Path, size: int, lenient: bool) -> tuple[str, vhd.Foo
                                "not the cookie b'conectix'")
     else:
         return RAW, None
-    if not lenient and (not footer.checksum_ok or footer.current_size > vhd.MAX_VIRTUAL_SIZE):
-        raise InputError(path, footer.problems()[0] if footer.problems() else "corrupt VHD footer")
+    if not lenient and not footer.checksum_ok:
+        raise InputError(path, footer.problems()[0])
+    if not lenient and footer.fatal_size():
+        raise InputError(path, footer.size_problem() or "unusable virtual size")
     kinds = {vhd.DISK_FIXED: VHD_FIXED, vhd.DISK_DYNAMIC: VHD_DYNAMIC,
              vhd.DISK_DIFFERENCING: VHD_DIFF}
     if footer.disk_type not in kinds:
@@ -187,9 +189,13 @@ def inspect_disk(path: str | os.PathLike[str], lenient: bool = False) -> DiskInf
 def open_disk(path: str | os.PathLike[str]) -> tuple[DiskInfo, DiskSource]:
     """Inspect ``path`` and open it for reading its virtual disk.
 
+    Some files can be described but not read truthfully: ``inspect_disk`` lists why among the
+    problems, and this refuses them.
+
     Raises:
-        InputError: the file cannot be used.
-        UnsupportedError: a differencing VHD, which needs its parent.
+        InputError: the file cannot be used (truncated, a VHDX log never replayed, footer
+            copies that disagree, a virtual size of 0).
+        UnsupportedError: a differencing VHD or VHDX, which needs its parent.
     """
     info, source = _inspect(Path(path), keep_open=True, lenient=False)
     assert source is not None
@@ -200,16 +206,29 @@ def _inspect(path: Path, keep_open: bool, lenient: bool) -> tuple[DiskInfo, Disk
     fd, st = _open_regular(path)
     source: DiskSource | None = None
     try:
-        info, layout = _decode(fd, path, st, lenient)
+        decoded = _decode(fd, path, st, lenient)
+        info = decoded.info
+        refusals = decoded.refusals
         if info.format in (QCOW2, VMDK, VHDX):
-            source = _open_libyal(path, fd, info)  # the binding alone knows the virtual size
-        elif keep_open:
-            source = _flat_or_dynamic(path, fd, info, layout)
+            # The binding alone knows the virtual size, and pyvhdi the VHDX disk type.
+            source = _open_libyal(path, fd, info, refusals)
+        if info.virtual_size == 0 and info.footer is None:
+            # A VHD footer saying 0 is refused with the footer's other fatal sizes.
+            info.problems.append("virtual size is 0 bytes: the image describes an empty disk")
+            refusals.append(InputError(path, info.problems[-1]))
         if not info.whole_mib:
             info.problems.append(f"virtual size {info.virtual_size} is not a whole number of "
                                  "MiB, which Azure requires")
+        if keep_open:
+            if refusals:
+                raise refusals[0]
+            if source is None:
+                source = _flat_or_dynamic(path, fd, info, decoded.layout)
     except BaseException:
-        os.close(fd)
+        if source is not None:
+            source.close()  # closes fd too
+        else:
+            os.close(fd)
         raise
     if keep_open:
         return info, source
@@ -223,18 +242,31 @@ def _inspect(path: Path, keep_open: bool, lenient: bool) -> tuple[DiskInfo, Disk
 _Layout = tuple[vhd.DynamicHeader, list[int]] | None
 
 
-def _decode(fd: int, path: Path, st: os.stat_result, lenient: bool
-            ) -> tuple[DiskInfo, _Layout]:
+@dataclass
+class _Decoded:
+    """What :func:`_decode` learnt: the report, the dynamic VHD layout, and why reading the
+    data must be refused even though the file could be described (worst first)."""
+
+    info: DiskInfo
+    layout: _Layout = None
+    refusals: list[InputError] = field(default_factory=list)
+
+
+def _decode(fd: int, path: Path, st: os.stat_result, lenient: bool) -> _Decoded:
     """Everything but the data: format, sizes, footer, dynamic header and BAT, problems."""
     fmt, footer = _detect(fd, path, st.st_size, lenient)
     info = DiskInfo(str(path), fmt, 0, st.st_size, allocated_bytes(st), footer)
+    decoded = _Decoded(info)
     if fmt == RAW:
         info.virtual_size = st.st_size
         if st.st_size % vhd.SECTOR:
             info.problems.append(f"raw file length {st.st_size} is not a multiple of 512")
-        return info, None
-    if footer is None:  # qcow2, VMDK, VHDX: sized by their binding
-        return info, None
+        return decoded
+    if fmt == VHDX:
+        _vhdx_layout(fd, path, st.st_size, decoded)
+        return decoded
+    if footer is None:  # qcow2, VMDK: sized by their binding
+        return decoded
     info.virtual_size = footer.current_size
     info.problems += footer.problems()
     if fmt == VHD_FIXED:
@@ -245,28 +277,87 @@ def _decode(fd: int, path: Path, st: os.stat_result, lenient: bool
         if st.st_size != expected:
             info.problems.append(f"file length {st.st_size} is not the virtual size + 512 "
                                  f"({expected})")
-        return info, None
+        return decoded
     if fmt == VHD_DIFF:
         info.problems.append("differencing VHD: it needs its parent disk; Azure and vmimage "
                              "accept only a fixed VHD")
-        return info, None
+        decoded.refusals.append(UnsupportedError(
+            path, "differencing VHD is not supported: merge it into its parent first "
+                  "(qemu-img convert -O vpc)"))
+        return decoded
+    mismatch = _footer_copies_mismatch(fd, path, footer)
+    if mismatch:
+        info.problems.append(mismatch)
+        decoded.refusals.append(InputError(path, mismatch))
     header, bat = _dynamic_layout(fd, path, st.st_size, footer)
     info.dynamic_header = header
     info.allocated_blocks = sum(1 for e in bat if e != vhd.BAT_UNUSED)
-    return info, (header, bat)
+    decoded.layout = (header, bat)
+    return decoded
+
+
+def _footer_copies_mismatch(fd: int, path: Path, footer: vhd.Footer) -> str | None:
+    """Why the dynamic disk's footer copy at offset 0 differs from the one at the end, or None.
+
+    The spec makes them identical. Readers disagree on which one to trust: qemu-img reads the
+    copy at offset 0, vmimage (like the spec's repair advice) the one at the end. When they
+    differ the disk has two readings, so vmimage refuses to choose and says which fields differ.
+    """
+    head = _pread(fd, path, vhd.FOOTER_SIZE, 0)
+    if head == footer.pack():
+        return None
+    if head[:8] != vhd.COOKIE:
+        return ("the footer copy at offset 0 is missing (found "
+                f"{head[:8]!r}): the two footer copies of a dynamic VHD disagree")
+    copy = vhd.Footer.unpack(head)
+    fields = [name for name in ("current_size", "original_size", "disk_type", "data_offset",
+                                "unique_id", "cylinders", "heads", "sectors_per_track",
+                                "timestamp", "creator_application", "features",
+                                "format_version", "saved_state")
+              if getattr(copy, name) != getattr(footer, name)]
+    if "current_size" in fields:
+        what = (f"the copy at offset 0 says {copy.current_size} bytes, the one at the end "
+                f"{footer.current_size}")
+    elif fields:
+        what = f"they differ in {', '.join(fields)}"
+    elif not copy.checksum_ok:
+        what = "the copy at offset 0 has a wrong checksum"
+    else:
+        what = "they differ in reserved bytes"
+    return (f"the two footer copies of the dynamic VHD disagree: {what} (qemu-img reads the "
+            "copy at offset 0, vmimage the one at the end)")
+
+
+def _vhdx_layout(fd: int, path: Path, size: int, decoded: _Decoded) -> None:
+    """Judge a VHDX's own structures, which libvhdi reads without judging (see ``vhdx``).
+
+    A file cut short is refused outright, as a truncated VHD is; a log never replayed is
+    described by ``inspect`` and refused when the data is read.
+    """
+    try:
+        layout = vhdx.read_layout(lambda offset, length: _pread(fd, path, length, offset), size)
+        layout.check_length(size)
+    except vhdx.VhdxTruncatedError as exc:
+        raise InputError(path, str(exc)) from None
+    except vhdx.VhdxFormatError as exc:
+        raise InputError(path, f"corrupt VHDX: {exc}") from None
+    if layout.header.log_pending:
+        problem = (f"the VHDX log was never replayed (log GUID {layout.header.log_guid} in "
+                   "the active header), so its blocks may be stale: replay it first with "
+                   "qemu-img check -r all, or attach the disk once in Hyper-V")
+        decoded.info.problems.append(problem)
+        decoded.refusals.append(InputError(path, problem))
 
 
 def _flat_or_dynamic(path: Path, fd: int, info: DiskInfo, layout: _Layout) -> DiskSource:
-    if info.format == VHD_DIFF:
-        raise UnsupportedError(path, "differencing VHD is not supported: merge it into its "
-                                     "parent first (qemu-img convert -O vpc)")
     if info.format == VHD_DYNAMIC:
         assert layout is not None and info.footer is not None
         return DynamicVhdSource(str(path), fd, info.footer, *layout)
     return FlatSource(str(path), fd, info.virtual_size)
 
 
-def _open_libyal(path: Path, fd: int, info: DiskInfo) -> LibyalSource:
+def _open_libyal(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
+                 ) -> LibyalSource:
     """qcow2, VMDK and VHDX through their libyal binding."""
     fmt = info.format
     reader = FdReader(fd)
@@ -293,6 +384,13 @@ def _open_libyal(path: Path, fd: int, info: DiskInfo) -> LibyalSource:
 
             handle = pyvhdi.file()
             handle.open_file_object(fileobj)
+            if handle.get_disk_type() == pyvhdi.disk_types.DIFFERENTIAL:
+                # pyvhdi opens it without the parent; the parent's blocks then fail to read.
+                info.problems.append("differencing VHDX: it needs its parent disk; Azure and "
+                                     "vmimage accept only a fixed VHD")
+                refusals.append(UnsupportedError(
+                    path, "differencing VHDX is not supported: merge it into its parent first "
+                          "(Hyper-V's Merge-VHD)"))
     except OSError as exc:
         raise InputError(path, f"cannot be read as {FORMAT_NAMES[fmt]}: "
                                f"{str(exc).splitlines()[0]}") from None

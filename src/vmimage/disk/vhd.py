@@ -178,6 +178,25 @@ class Footer:
         """The timestamp as a date."""
         return datetime.fromtimestamp(VHD_EPOCH.timestamp() + self.timestamp, UTC)
 
+    def size_problem(self) -> str | None:
+        """Why ``current size`` cannot describe a usable disk, or None.
+
+        Zero is refused with the overflows: converted as it stands, a footer that says 0 bytes
+        gives a 512-byte "disk" that holds nothing, which Azure and every hypervisor refuse.
+        """
+        if self.current_size > MAX_VIRTUAL_SIZE:
+            return (f"virtual size {self.current_size} overflows: larger than the 64 TiB "
+                    "vmimage accepts")
+        if self.current_size == 0:
+            return "virtual size is 0 bytes: the footer describes an empty disk"
+        if self.current_size % SECTOR:
+            return f"virtual size {self.current_size} is not a multiple of 512 bytes"
+        return None
+
+    def fatal_size(self) -> bool:
+        """A size no command can work with (too large, or zero): refused unless lenient."""
+        return self.current_size > MAX_VIRTUAL_SIZE or self.current_size == 0
+
     def problems(self) -> list[str]:
         """Everything wrong with the footer by itself, worst first; empty when it is valid."""
         found = []
@@ -189,11 +208,9 @@ class Footer:
         if self.disk_type not in (DISK_FIXED, DISK_DYNAMIC, DISK_DIFFERENCING):
             found.append(f"disk type {self.disk_type} is not fixed (2), dynamic (3) "
                          "or differencing (4)")
-        if self.current_size > MAX_VIRTUAL_SIZE:
-            found.append(f"virtual size {self.current_size} overflows: larger than the 64 TiB "
-                         "vmimage accepts")
-        elif self.current_size % SECTOR:
-            found.append(f"virtual size {self.current_size} is not a multiple of 512 bytes")
+        size_problem = self.size_problem()
+        if size_problem:
+            found.append(size_problem)
         if self.format_version >> 16 != 1:
             found.append(f"file format version 0x{self.format_version:08x}, expected 0x00010000")
         if not self.features & FEATURES_RESERVED:

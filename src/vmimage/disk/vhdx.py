@@ -56,6 +56,10 @@ class VhdxFormatError(ValueError):
     """Bytes that are not a usable VHDX structure; the message says which and why."""
 
 
+class VhdxTruncatedError(VhdxFormatError):
+    """The file ends before a structure it needs: a copy cut short, not a corrupt file."""
+
+
 def _crc32c_table() -> tuple[int, ...]:
     table = []
     for n in range(256):
@@ -193,21 +197,19 @@ class Layout:
                 need, what = end, name
         return need, what
 
-    def problems(self, file_size: int) -> list[str]:
-        """What makes the file's data untrustworthy, worst first; empty when none."""
-        found = []
-        if self.header.log_pending:
-            found.append(f"the VHDX log was never replayed (log GUID {self.header.log_guid} in "
-                         "the active header): its data may be stale; open it once in Hyper-V "
-                         "(or qemu-img check -r all) to replay the log")
+    def check_length(self, file_size: int) -> None:
+        """Refuse a file shorter than its structures and present blocks need.
+
+        libvhdi fails only when a read reaches the missing part (a libyal error, mid-copy),
+        and a block that starts exactly at the cut is not even noticed by every reader; the
+        BAT says up front how long the file must be.
+
+        Raises:
+            VhdxTruncatedError: the file ends before what needs the most room.
+        """
         need, what = self.required_length()
         if file_size < need:
-            found.append(f"truncated: {what} ends at byte {need} but the file is only "
-                         f"{file_size} bytes")
-        if self.has_parent:
-            found.append("differencing VHDX: it needs its parent disk; Azure and vmimage accept "
-                         "only a fixed VHD")
-        return found
+            raise _truncated(what, need, file_size)
 
 
 Read = Callable[[int, int], bytes]
@@ -262,19 +264,32 @@ def _item(items: dict[uuid.UUID, bytes], key: uuid.UUID, fmt: str, name: str) ->
     return struct.unpack_from(fmt, raw)
 
 
-def read_layout(read: Read) -> Layout:
+def _truncated(what: str, end: int, file_size: int) -> VhdxTruncatedError:
+    return VhdxTruncatedError(f"truncated: {what} of the VHDX ends at byte {end}, but the file "
+                              f"is only {file_size} bytes")
+
+
+def read_layout(read: Read, file_size: int) -> Layout:
     """Decode the active header, the regions, the metadata and the BAT.
 
     ``read(offset, length)`` returns the file's bytes there, short at the end of the file.
+    The structures needed to decode the rest are checked against ``file_size`` here; whether
+    the data blocks fit is :meth:`Layout.required_length`'s question.
 
     Raises:
+        VhdxTruncatedError: the file ends before the headers, region tables, metadata or BAT.
         VhdxFormatError: a structure is missing or corrupt, so the file cannot be read at all.
     """
+    if file_size < FIXED_AREA:
+        raise _truncated("the headers and region tables", FIXED_AREA, file_size)
     header = _active_header(read)
     regions = _regions(read)
     if BAT_GUID not in regions or METADATA_GUID not in regions:
         raise VhdxFormatError("the VHDX region table lacks the BAT or the metadata region")
     bat_region, meta_region = regions[BAT_GUID], regions[METADATA_GUID]
+    for region, name in ((meta_region, "the metadata region"), (bat_region, "the BAT region")):
+        if region.offset + region.length > file_size:
+            raise _truncated(name, region.offset + region.length, file_size)
     items = _metadata(read, meta_region)
     block_size, flags = _item(items, FILE_PARAMETERS, "<II", "file parameters")
     (virtual_size,) = _item(items, VIRTUAL_DISK_SIZE, "<Q", "virtual disk size")

@@ -3,8 +3,9 @@
 grub-mkconfig writes a program, not a table: the default entry is a variable set inside
 ``if`` blocks, RHEL 8 sets ``kernelopts`` only ``if [ -z "${kernelopts}" ]`` (grubenv wins),
 Ubuntu appends ``$vt_handoff``. This walks the commands in order with grub's quoting rules
-(grub-core/script/yylex.l), keeps variables, decides the ``[ ... ]`` tests whose operands are
-all known, and runs both branches of the others. Functions are not run; menu entries are
+(grub-core/script/yylex.l; the lexer is the shell's, :mod:`vmimage.facts._shell`), keeps
+variables, decides the ``[ ... ]`` tests whose operands are all known, and runs both branches
+of the others. Functions are not run; menu entries are
 collected with their ``linux`` commands.
 """
 
@@ -14,8 +15,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[?#@*]")
+from vmimage.facts import _shell
+
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
+#: grub-core/script/yylex.l: ``;`` ends a command, ``$`` takes names, digits and ``?#@*``,
+#: a backslash in double quotes escapes only ``$ " \`` and a newline.
+GRUB = _shell.Dialect(";", re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[?#@*]"), '"\\$\n',
+                      split_fields=True, block_words=frozenset({"{", "}"}))
 LINUX_COMMANDS = ("linux", "linux16", "linuxefi")
 
 #: What a current GRUB announces about itself before reading grub.cfg (normal/main.c).
@@ -36,116 +42,25 @@ class Command:
 
 
 class Lexer:
-    """Yields commands lazily, so each is expanded with the variables set before it."""
+    """Yields commands lazily, so each is expanded with the variables set before it.
+
+    GRUB's words are lexed as the shell's (:mod:`vmimage.facts._shell`, GRUB's dialect): an
+    unquoted ``$var`` holding blanks splits into words, an empty unquoted one is no word, and
+    a lone ``{`` or ``}`` ends its command.
+    """
 
     def __init__(self, text: str, env: dict[str, str]) -> None:
-        self.s = text
-        self.i = 0
-        self.line = 1
-        self.env = env
-
-    def _peek(self) -> str:
-        return self.s[self.i] if self.i < len(self.s) else ""
-
-    def _take(self) -> str:
-        c = self.s[self.i]
-        self.i += 1
-        if c == "\n":
-            self.line += 1
-        return c
-
-    def _variable(self, cmd: Command) -> str:
-        if self._peek() == "{":
-            close = self.s.find("}", self.i)
-            name = self.s[self.i + 1:close] if close > 0 else ""
-            if not _NAME.fullmatch(name):
-                return "$"
-            self.i = close + 1
-        else:
-            match = _NAME.match(self.s, self.i)
-            if not match:
-                return "$"
-            name = match.group(0)
-            self.i = match.end()
-        if name not in self.env:
-            cmd.undefined = True
-        return self.env.get(name, "")
+        self._lexer = _shell.Lexer(text, env, GRUB)
 
     def commands(self) -> Iterator[Command]:
         """Each command in order; ``{`` ends a command (kept as its last word), ``}`` is one."""
-        while self.i < len(self.s):
-            cmd = Command([], self.line)
-            while self.i < len(self.s):
-                c = self._peek()
-                if c in "\n;":
-                    self._take()
-                    if cmd.words:
-                        break
-                    cmd.line = self.line
-                    continue
-                if c in " \t\r":
-                    self._take()
-                    continue
-                if c == "#":
-                    while self.i < len(self.s) and self._peek() != "\n":
-                        self._take()
-                    continue
-                if not cmd.words:
-                    cmd.line = self.line
-                pieces = self._word(cmd)
-                cmd.words += [text for text, quoted in pieces if quoted or text]
-                if len(pieces) == 1 and not pieces[0][1] and pieces[0][0] in ("{", "}"):
-                    break
-            if cmd.words:
-                yield cmd
-
-    def _word(self, cmd: Command) -> list[tuple[str, bool]]:
-        """One word as written: several when an unquoted ``$var`` holds spaces (grub splits)."""
-        done: list[tuple[str, bool]] = []
-        out: list[str] = []
-        quoted = False
-        while self.i < len(self.s):
-            c = self._peek()
-            if c in " \t\r\n;":
-                break
-            self._take()
-            if c == "'":
-                quoted = True
-                end = self.s.find("'", self.i)
-                end = len(self.s) if end < 0 else end
-                chunk = self.s[self.i:end]
-                self.line += chunk.count("\n")
-                out.append(chunk)
-                self.i = min(end + 1, len(self.s))
-            elif c == '"':
-                quoted = True
-                while self.i < len(self.s):
-                    d = self._take()
-                    if d == '"':
-                        break
-                    if d == "\\" and self._peek() in ('"', "\\", "$", "\n"):
-                        e = self._take()
-                        if e != "\n":
-                            out.append(e)
-                    elif d == "$":
-                        out.append(self._variable(cmd))
-                    else:
-                        out.append(d)
-            elif c == "\\":
-                if self.i < len(self.s):
-                    e = self._take()
-                    if e != "\n":
-                        out.append(e)
-            elif c == "$":
-                fields = re.split(r"[ \t\n]+", self._variable(cmd))
-                out.append(fields[0])
-                for field in fields[1:]:
-                    done.append(("".join(out), quoted))
-                    out, quoted = [field], False
-            else:
-                out.append(c)
-        done.append(("".join(out), quoted))
-        return done
+        while True:
+            words = self._lexer.statement()
+            if words is None:
+                return
+            kept = [w for w in words if w.quoted or w.text]
+            if kept:
+                yield Command([w.text for w in kept], kept[0].line, self._lexer.undefined)
 
 
 def test_condition(words: list[str]) -> bool | None:

@@ -1,4 +1,4 @@
-"""Just enough POSIX shell to read files that are sourced by a shell.
+"""Just enough POSIX shell to read files that are sourced by a shell, and the lexer GRUB shares.
 
 ``/etc/os-release`` and ``/etc/default/grub`` (with ``/etc/default/grub.d/*.cfg``) are shell
 fragments: their values are quoted, escaped, may continue over lines, and grub's files build on
@@ -6,6 +6,13 @@ earlier values (``GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=ttyS0"``). Rea
 a regex gets quoting and expansion wrong; running them is impossible offline. This evaluates
 the assignments only: quotes, backslashes, ``$NAME``/``${NAME}`` and ``+=``. Commands,
 conditionals and command substitutions are skipped or kept as literal text.
+
+GRUB's script language (``grub.cfg``, read by :mod:`vmimage.facts._grub`) is lexed by the same
+rules: comments, single quotes, double quotes with backslash escapes, backslash-newline,
+``$NAME`` and ``${NAME}``. One :class:`Lexer` serves both; a :class:`Dialect` holds what
+differs (which characters end a command, which names ``$`` takes, what a backslash escapes
+inside double quotes, whether an unquoted expansion splits into words, whether ``NAME=``
+starts an assignment, and GRUB's ``{``/``}``).
 """
 
 from __future__ import annotations
@@ -13,9 +20,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\+?)=")
-_SEPARATORS = ";&|"
+_FIELD_SEPARATORS = re.compile(r"[ \t\n]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the shell-like languages this lexer reads."""
+
+    separators: str  # besides a newline, what ends a command (and the word before it)
+    name: re.Pattern[str]  # what may follow ``$`` or sit inside ``${...}``
+    dquote_escapes: str  # what a backslash escapes inside double quotes
+    split_fields: bool = False  # an unquoted expansion splits into words at blanks
+    assignments: bool = False  # ``NAME=`` or ``NAME+=`` at a word's start assigns
+    block_words: frozenset[str] = frozenset()  # a lone unquoted word that ends its command
+
+
+#: POSIX sh as far as assignments need it.
+SH = Dialect(";&|", _SH_NAME, '"\\$`\n', assignments=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,25 +51,32 @@ class Assignment:
 
 
 @dataclass(slots=True)
-class _Word:
+class Word:
+    """One word as the shell sees it after quote removal and expansion."""
+
     text: str
     line: int
+    quoted: bool = False  # part of it was quoted: it stays a word even when empty
     assign: str | None = None  # variable name when the word is an assignment
     append: bool = False
 
 
-class _Lexer:
-    """One pass over the text, expanding variables from ``env`` as it goes."""
+class Lexer:
+    """One pass over the text, expanding variables from ``env`` as it goes (none when None).
 
-    def __init__(self, text: str, env: dict[str, str] | None) -> None:
+    ``undefined`` tells whether the last statement expanded a variable that is not set.
+    """
+
+    def __init__(self, text: str, env: dict[str, str] | None, dialect: Dialect = SH) -> None:
         self.s = text
         self.i = 0
         self.line = 1
         self.env = env
+        self.dialect = dialect
+        self.undefined = False
 
-    def _peek(self, k: int = 0) -> str:
-        j = self.i + k
-        return self.s[j] if j < len(self.s) else ""
+    def _peek(self) -> str:
+        return self.s[self.i] if self.i < len(self.s) else ""
 
     def _take(self) -> str:
         c = self.s[self.i]
@@ -56,21 +86,24 @@ class _Lexer:
         return c
 
     def _expand(self) -> str:
-        """After a ``$``: the variable's value, or the literal text when it is not one."""
+        """After a ``$``: the variable's value, or ``$`` itself when no name follows."""
         if self.env is None:
             return "$"
         if self._peek() == "{":
             close = self.s.find("}", self.i)
             name = self.s[self.i + 1:close] if close > 0 else ""
-            if _NAME.fullmatch(name):
-                self.i = close + 1
-                return self.env.get(name, "")
-            return "$"
-        match = _NAME.match(self.s, self.i)
-        if match:
+            if not self.dialect.name.fullmatch(name):
+                return "$"
+            self.i = close + 1
+        else:
+            match = self.dialect.name.match(self.s, self.i)
+            if not match:
+                return "$"
+            name = match.group(0)
             self.i = match.end()
-            return self.env.get(match.group(0), "")
-        return "$"
+        if name not in self.env:
+            self.undefined = True
+        return self.env.get(name, "")
 
     def _double_quoted(self) -> str:
         out = []
@@ -78,7 +111,7 @@ class _Lexer:
             c = self._take()
             if c == '"':
                 break
-            if c == "\\" and self._peek() in ('"', "\\", "$", "`", "\n"):
+            if c == "\\" and self._peek() in self.dialect.dquote_escapes and self._peek():
                 nxt = self._take()
                 if nxt != "\n":
                     out.append(nxt)
@@ -88,12 +121,13 @@ class _Lexer:
                 out.append(c)
         return "".join(out)
 
-    def statement(self) -> list[_Word] | None:
+    def statement(self) -> list[Word] | None:
         """The words of the next simple command, or None at the end of the text."""
-        words: list[_Word] = []
+        words: list[Word] = []
+        self.undefined = False
         while self.i < len(self.s):
             c = self._peek()
-            if c == "\n" or c in _SEPARATORS:
+            if c == "\n" or c in self.dialect.separators:
                 self._take()
                 if words:
                     return words
@@ -105,22 +139,33 @@ class _Lexer:
                 while self.i < len(self.s) and self._peek() != "\n":
                     self._take()
                 continue
-            words.append(self._word())
+            pieces = self._word()
+            words += pieces
+            if (len(pieces) == 1 and not pieces[0].quoted
+                    and pieces[0].text in self.dialect.block_words):
+                return words
         return words if words else None
 
-    def _word(self) -> _Word:
-        word = _Word("", self.line)
-        match = _ASSIGN.match(self.s, self.i)
-        if match:
-            word.assign, word.append = match.group(1), bool(match.group(2))
-            self.i = match.end()
-        out = []
+    def _word(self) -> list[Word]:
+        """One word as written; several when an unquoted expansion splits (GRUB)."""
+        line = self.line
+        done: list[Word] = []
+        assign, append = None, False
+        if self.dialect.assignments:
+            match = _ASSIGN.match(self.s, self.i)
+            if match:
+                assign, append = match.group(1), bool(match.group(2))
+                self.i = match.end()
+        out: list[str] = []
+        quoted = False
+        stops = " \t\r\n" + self.dialect.separators
         while self.i < len(self.s):
             c = self._peek()
-            if c in " \t\r\n" or c in _SEPARATORS:
+            if c in stops:
                 break
             self._take()
             if c == "'":
+                quoted = True
                 end = self.s.find("'", self.i)
                 end = len(self.s) if end < 0 else end
                 chunk = self.s[self.i:end]
@@ -128,6 +173,7 @@ class _Lexer:
                 out.append(chunk)
                 self.i = min(end + 1, len(self.s))
             elif c == '"':
+                quoted = True
                 out.append(self._double_quoted())
             elif c == "\\":
                 if self.i < len(self.s):
@@ -135,11 +181,20 @@ class _Lexer:
                     if nxt != "\n":
                         out.append(nxt)
             elif c == "$":
-                out.append(self._expand())
+                value = self._expand()
+                if not self.dialect.split_fields:
+                    out.append(value)
+                    continue
+                fields = _FIELD_SEPARATORS.split(value)
+                out.append(fields[0])
+                for field in fields[1:]:
+                    done.append(Word("".join(out), line, quoted))
+                    out, quoted = [field], False
             else:
                 out.append(c)
-        word.text = "".join(out)
-        return word
+        done.append(Word("".join(out), line, quoted))
+        done[0].assign, done[0].append = assign, append
+        return done
 
 
 def assignments(text: str, env: dict[str, str] | None = None,
@@ -151,7 +206,7 @@ def assignments(text: str, env: dict[str, str] | None = None,
     assignments (``A=1 B=2``); ``A=1 cmd`` sets A for ``cmd`` alone and is skipped.
     """
     scope = env if env is not None else {}
-    lexer = _Lexer(text, scope if expand else None)
+    lexer = Lexer(text, scope if expand else None)
     found: list[Assignment] = []
     while True:
         words = lexer.statement()

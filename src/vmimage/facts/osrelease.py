@@ -18,6 +18,12 @@ PATHS = ("/etc/os-release", "/usr/lib/os-release")
 #: Pre-systemd release files (RHEL/CentOS 6, Oracle Linux 6, SLES 11): ID they imply.
 LEGACY = (("/etc/centos-release", "centos"), ("/etc/oracle-release", "ol"),
           ("/etc/redhat-release", "rhel"), ("/etc/SuSE-release", "sles"))
+#: Red Hat Enterprise Linux and its rebuilds: LISA's ``Redhat`` class (CentOS, Rocky, Alma and
+#: Oracle Linux are subclasses of it there). Fedora itself is not one of them.
+RHEL_IDS = frozenset({"rhel", "centos", "rocky", "almalinux", "ol", "scientific", "cloudlinux",
+                      "eurolinux", "virtuozzo", "navy"})
+SUSE_IDS = frozenset({"sles", "sled", "sles_sap", "opensuse", "opensuse-leap",
+                      "opensuse-tumbleweed", "sle-micro"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,35 @@ class OsRelease:
     def line(self, key: str) -> int | None:
         """The line a field was set on."""
         return self.lines.get(key)
+
+    @property
+    def distro(self) -> str:
+        """The family whose tools and files the system uses: ``ubuntu``, ``debian``, ``rhel``
+        (RHEL and its rebuilds), ``fedora`` (Fedora and other RPM systems like it), ``suse``,
+        or ``other``.
+
+        The network stack, the package names and LISA's per-distribution exemptions follow
+        this, not ``ID`` alone: Rocky Linux says ``ID=rocky`` and ``ID_LIKE="rhel centos
+        fedora"``, Oracle Linux only ``ID_LIKE="fedora"``, Linux Mint ``ID_LIKE="ubuntu"``.
+        """
+        like = set(self.id_like)
+        if self.id == "ubuntu" or "ubuntu" in like:
+            return "ubuntu"
+        if self.id == "debian" or "debian" in like:
+            return "debian"
+        if self.id in RHEL_IDS or like & {"rhel", "centos"}:
+            return "rhel"
+        if self.id in SUSE_IDS or self.id.startswith("sle") or like & {"suse", "opensuse"}:
+            return "suse"
+        if self.id == "fedora" or "fedora" in like:
+            return "fedora"
+        return "other"
+
+    @property
+    def major(self) -> int | None:
+        """The major release from ``VERSION_ID`` (``9`` for ``9.4``), None when it has none."""
+        match = re.match(r"\d+", self.version_id)
+        return int(match.group()) if match else None
 
 
 def parse_os_release(text: str, path: str) -> OsRelease:

@@ -11,17 +11,19 @@ can say where the partition is activated.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Any
 
-from vmimage.facts.fstab import parse_fstab
+from vmimage.errors import InputError
 from vmimage.facts.waagent import read_waagent_conf
 from vmimage.targets.base import Target
+from vmimage.targets.fstab import parse_fstab
+from vmimage.yamlcompat import MAX_BYTES, Document, safe_load
 
 FSTAB = "/etc/fstab"
 UNIT_DIR = "/etc/systemd/system"
 CLOUD_CFG = "/etc/cloud/cloud.cfg"
-CLOUD_CFG_D = "/etc/cloud/cloud.cfg.d/*.cfg"
+CLOUD_CFG_D = "/etc/cloud/cloud.cfg.d"
 _DEVICE_SPECS = ("UUID=", "LABEL=", "PARTUUID=", "PARTLABEL=", "ID=", "/dev/")
 
 
@@ -96,132 +98,163 @@ def _systemd_units(target: Target) -> list[SwapSource]:
 # --- cloud-init -------------------------------------------------------------------------------
 
 
-def _scalar(raw: str) -> str:
-    """A YAML plain or quoted scalar, with a trailing `` #`` comment removed."""
-    raw = raw.strip()
-    if raw[:1] in ("'", '"'):
-        close = raw.find(raw[0], 1)
-        return raw[1:close] if close > 0 else raw[1:]
-    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+@dataclass(frozen=True)
+class CloudConfig:
+    """cloud-init's configuration files in the image, as cloud-init loads and merges them.
+
+    ``files`` are in precedence order, highest first: ``cloud.cfg.d/*.cfg`` from the last name
+    to the first, then ``cloud.cfg`` (``util.read_conf_with_confd``). ``notes`` name the files
+    that could not be used and why; cloud-init ignores such a file too (``load_yaml`` gives an
+    empty configuration for it).
+    """
+
+    files: list[tuple[str, Document]]
+    notes: list[str]
+
+    @property
+    def merged(self) -> dict[str, Any]:
+        """The merged configuration: per key the higher file wins, and two mappings merge key
+        by key (cloud-init's default mergers, ``dict()+list()+str()``; ``merge_how`` is not
+        read)."""
+        merged: dict[str, Any] = {}
+        for _, document in self.files:
+            merged = _merge(merged, document.data)
+        return merged
+
+    def where(self, *path: str) -> tuple[str, int | None]:
+        """The file, and the line in it, whose value at the nested ``path`` of keys wins."""
+        for name, document in self.files:
+            value: Any = document.data
+            for key in path:
+                value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+            if value is not _MISSING:
+                return name, document.line_of(*path)
+        return "", None
 
 
-def _uncomment(raw: str) -> str:
-    """The line without a YAML comment (``#`` after a space, outside quotes)."""
-    quote = ""
-    for k, c in enumerate(raw):
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c == "#" and (k == 0 or raw[k - 1] in " \t"):
-            return raw[:k].rstrip()
-    return raw.rstrip()
+_MISSING = object()
 
 
-def _flow_items(raw: str) -> list[str]:
-    """The items of a one-line YAML flow sequence or mapping (``[a, "b"]``, ``{k: v}``)."""
-    inner = raw.strip()[1:-1]
-    items, current, quote = [], "", ""
-    for c in inner:
-        if quote:
-            current += c
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            current += c
-            quote = c
-        elif c == ",":
-            items.append(current)
-            current = ""
-        else:
-            current += c
-    if current.strip():
-        items.append(current)
-    return [_scalar(i) for i in items]
-
-
-def _top_level(text: str, key: str) -> tuple[int, str, list[tuple[int, str]]] | None:
-    """A top-level key's line, inline value and indented block (a YAML subset, enough here)."""
-    lines = text.splitlines()
-    for k, raw in enumerate(lines):
-        match = re.match(rf"{re.escape(key)}\s*:(.*)$", raw)
-        if not match:
-            continue
-        block = []
-        for j in range(k + 1, len(lines)):
-            nxt = lines[j]
-            if nxt.strip() and not nxt[0].isspace() and not nxt.startswith(("#", "-")):
-                break
-            if _uncomment(nxt).strip():
-                block.append((j + 1, _uncomment(nxt)))
-        return k + 1, _uncomment(match.group(1)).strip(), block
-    return None
-
-
-def _swap_mapping(text: str) -> tuple[int, dict[str, str]] | None:
-    found = _top_level(text, "swap")
-    if found is None:
-        return None
-    line, inline, block = found
-    values: dict[str, str] = {}
-    inline = _scalar(inline) if not inline.startswith("{") else inline
-    if inline.startswith("{") and inline.endswith("}"):
-        for item in _flow_items(inline):
-            name, _, value = item.partition(":")
-            values[name.strip()] = _scalar(value)
-    for _, raw in block:
-        name, sep, value = raw.strip().partition(":")
-        if sep:
-            values[name.strip()] = _scalar(value)
-    return line, values
-
-
-def _mounts(text: str) -> tuple[int, list[tuple[int, list[str]]]] | None:
-    found = _top_level(text, "mounts")
-    if found is None:
-        return None
-    line, inline, block = found
-    entries: list[tuple[int, list[str]]] = []
-    if inline.startswith("[") and inline.endswith("]"):
-        for part in re.findall(r"\[[^\[\]]*\]", inline[1:-1]):
-            entries.append((line, _flow_items(part)))
-    for number, raw in block:
-        item = raw.strip()
-        if item.startswith("-"):
-            rest = item[1:].strip()
-            if rest.startswith("[") and rest.endswith("]"):
-                entries.append((number, _flow_items(rest)))
-    return line, entries
-
-
-def _cloud_init(target: Target) -> list[SwapSource]:
-    """cloud-init's merged config: later files in cloud.cfg.d win, ``swap`` merges per key."""
-    swap: dict[str, tuple[str, str, int]] = {}
-    mounts: tuple[str, list[tuple[int, list[str]]]] | None = None
-    for path in [CLOUD_CFG, *target.glob(CLOUD_CFG_D)]:
-        text = _read(target, path)
-        if text is None:
-            continue
-        mapping = _swap_mapping(text)
-        if mapping is not None:
-            line, values = mapping
-            swap.update({k: (v, path, line) for k, v in values.items()})
-        found = _mounts(text)
-        if found is not None:
-            mounts = (path, found[1])
-    out = []
-    size = swap.get("size", ("0", "", 0))
-    if size[0] not in ("", "0", "null", "~", "None"):
-        filename = swap.get("filename", ("/swap.img", "", 0))[0]
-        out.append(SwapSource("cloud-init", f"cloud-init swap: filename={filename} "
-                                            f"size={size[0]}", size[1], size[2], filename))
-    if mounts is not None:
-        path, entries = mounts
-        for line, fields in entries:
-            if len(fields) >= 3 and fields[2] == "swap" and fields[0] != "swap" \
-                    and fields[1] not in ("null", "~", ""):
-                out.append(SwapSource("cloud-init", f"cloud-init mounts: {fields[0]} as swap",
-                                      path, line, fields[0]))
+def _merge(high: Any, low: Any) -> Any:  # noqa: ANN401 - YAML data has any shape
+    """``low`` merged under ``high``: two mappings merge key by key, else ``high`` stands."""
+    if not isinstance(high, dict) or not isinstance(low, dict):
+        return high
+    out = dict(high)
+    for key, value in low.items():
+        out[key] = _merge(out[key], value) if key in out else value
     return out
+
+
+def read_cloud_config(target: Target) -> CloudConfig:
+    """Load ``cloud.cfg`` and every regular ``cloud.cfg.d/*.cfg`` file (dot files too: cloud-init
+    lists the directory itself), each with PyYAML's safe loader as cloud-init does."""
+    try:
+        names = [n for n in target.iterdir(CLOUD_CFG_D) if n.endswith(".cfg")]
+    except OSError:
+        names = []
+    files: list[tuple[str, Document]] = []
+    notes: list[str] = []
+    for path in [f"{CLOUD_CFG_D}/{n}" for n in reversed(names)] + [CLOUD_CFG]:
+        try:
+            if not target.stat(path).is_file:
+                continue
+            content = target.read_bytes(path, limit=MAX_BYTES + 1)
+        except OSError:
+            continue  # absent or a dangling link: cloud-init skips it as well
+        try:
+            document = safe_load(content, path)
+        except InputError as exc:
+            notes.append(f"{exc}; cloud-init ignores this file")
+            continue
+        if document.data is not None and not isinstance(document.data, dict):
+            notes.append(f"{path}: not a mapping; cloud-init ignores this file")
+            continue
+        files.append((path, document))
+    return CloudConfig(files, notes)
+
+
+def _human2bytes(size: str) -> int | None:
+    """cloud-init's ``util.human2bytes``: ``2G``, ``512MB``, ``1.5T``; None where it raises."""
+    text = size.removesuffix("B")
+    number, multiplier = text, 1
+    for suffix, value in _MULTIPLIERS.items():
+        if text.endswith(suffix):
+            number, multiplier = text[:-1], value
+    try:
+        parsed = float(number)
+        return int(parsed * multiplier) if parsed >= 0 else None
+    except (ValueError, OverflowError):
+        return None
+
+
+_MULTIPLIERS = {"B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _makes_swap_file(size: Any) -> bool:  # noqa: ANN401 - YAML data has any shape
+    """Whether ``cc_mounts`` makes a swap file of ``size``: ``auto``, or a number of bytes that
+    is at least 1 MiB (``setup_swapfile`` allocates whole MiB; ``0``, ``no``, ``null`` and
+    anything it cannot convert make none)."""
+    if size == "auto":
+        return True
+    if isinstance(size, str):
+        size = _human2bytes(size)
+    if isinstance(size, bool) or not isinstance(size, int | float):
+        return False
+    try:
+        return int(size / 2**20) >= 1
+    except (ValueError, OverflowError):  # nan, inf
+        return False
+
+
+def _cloud_swap(config: CloudConfig, merged: dict[str, Any], notes: list[str]) -> list[SwapSource]:
+    """The swap file of the ``swap`` mapping (``cc_mounts.handle_swapcfg``)."""
+    swap = merged.get("swap")
+    if swap is None:
+        return []
+    if not isinstance(swap, dict):
+        notes.append(f"{config.where('swap')[0]}: swap is not a mapping; cloud-init ignores it")
+        return []
+    size, filename = swap.get("size", 0), swap.get("filename", "/swap.img")
+    if not filename or not _makes_swap_file(size):
+        return []
+    path, line = config.where("swap", "size")
+    return [SwapSource("cloud-init", f"cloud-init swap: filename={filename} size={size}",
+                       path, line, str(filename))]
+
+
+def _cloud_mounts(config: CloudConfig, merged: dict[str, Any]) -> list[SwapSource]:
+    """Swap devices in ``mounts`` as ``cc_mounts`` reads it: entries are lists whose fields
+    become strings (a null stays null, and the type defaults to ``auto``); an entry whose mount
+    point is null drops every entry of its device; ``swap`` is the datasource's own swap
+    device, which Azure's datasource does not name."""
+    mounts = merged.get("mounts")
+    if not isinstance(mounts, list):
+        return []
+    path, _ = config.where("mounts")
+    document = dict(config.files)[path]
+    entries: list[tuple[int, str, str | None, str | None]] = []  # index, device, point, type
+    for index, entry in enumerate(mounts):
+        if not isinstance(entry, list) or not entry:
+            continue
+        point, kind = [None if f is None else str(f) for f in [*entry[1:3], None, None][:2]]
+        if point is None:
+            entries = [e for e in entries if e[1] != str(entry[0])]
+        entries.append((index, str(entry[0]), point, kind))
+    found = []
+    for index, spec, point, kind in entries:
+        if kind == "swap" and spec != "swap" and point is not None:
+            found.append(SwapSource("cloud-init", f"cloud-init mounts: {spec} as swap", path,
+                                    document.line_of("mounts", index), spec))
+    return found
+
+
+def _cloud_init(target: Target, notes: list[str]) -> list[SwapSource]:
+    """The swap cloud-init's ``mounts`` module would make from the image's configuration
+    (what a datasource adds at deployment is unknown offline)."""
+    config = read_cloud_config(target)
+    notes += config.notes
+    merged = config.merged
+    return _cloud_swap(config, merged, notes) + _cloud_mounts(config, merged)
 
 
 def _waagent(target: Target) -> list[SwapSource]:
@@ -235,6 +268,23 @@ def _waagent(target: Target) -> list[SwapSource]:
                        conf.path, setting.line, "resource disk")]
 
 
+@dataclass(frozen=True)
+class SwapFacts:
+    """The swap sources, and what could not be read while looking for them (a configuration
+    file that does not parse): a check can show these as the limits of what it judged."""
+
+    sources: list[SwapSource]
+    notes: list[str]
+
+
+def read_swap(target: Target) -> SwapFacts:
+    """Every configured swap source, and the notes on files that could not be used."""
+    notes: list[str] = []
+    sources = (_fstab(target) + _systemd_units(target) + _cloud_init(target, notes)
+               + _waagent(target))
+    return SwapFacts(sources, notes)
+
+
 def swap_sources(target: Target) -> list[SwapSource]:
     """Every configured swap source: fstab, systemd units, cloud-init, the Azure agent."""
-    return _fstab(target) + _systemd_units(target) + _cloud_init(target) + _waagent(target)
+    return read_swap(target).sources

@@ -17,8 +17,9 @@ from importlib import resources
 from typing import Any
 
 from vmimage.offer.model import DataDisk, ImageVersion, Manifest, Sku
-from vmimage.offer.sas import SasTokens, redact
+from vmimage.offer.sas import SasTokens
 from vmimage.offer.submission import Rendered, blob_url
+from vmimage.secrets import redact
 
 SCHEMA_HOST = "https://product-ingestion.azureedge.net/schema"
 SCHEMA_VERSION = "2022-03-01-preview2"
@@ -65,17 +66,23 @@ class _Plan:
                  out: Rendered) -> None:
         self.manifest, self.plan_id, self.tokens, self.out = manifest, plan_id, tokens, out
         self.versions: dict[str, list[dict[str, Any]]] = {}
+        #: Disks the given tokens do not cover (``where (url)``): one problem for them all.
+        self.untokened: list[str] = []
 
     def uri(self, where: str, url: str | None) -> str | None:
+        """The disk's SAS URI; without tokens at all, its bare URL (a preview, with a warning);
+        None, with a problem, when it has no URL or the tokens given miss it."""
         if url is None:
             self.out.problems.append(f"{where}: no blob URL (give 'url' or "
                                      "storage.container_url)")
             return None
-        sas = self.tokens.sas_uri(url) if self.tokens else None
-        if sas is None:
+        if self.tokens is None:
             self.out.warnings.append(f"{where}: no SAS token for {url}: the document names the "
                                      "bare blob URL (give --sas-env or --sas-file)")
             return url
+        sas = self.tokens.sas_uri(url)
+        if sas is None:
+            self.untokened.append(f"{where} ({redact(url)})")
         return sas
 
     def data_disk(self, where: str, disk: DataDisk) -> dict[str, Any] | None:
@@ -137,11 +144,18 @@ def plan_resources(manifest: Manifest, tokens: SasTokens | None,
     for sku in manifest.skus:
         groups.setdefault(sku.plan_id, []).append(sku)
     resources_by_plan = {}
+    untokened: list[str] = []
     for plan_id, skus in groups.items():
         plan = _Plan(manifest, plan_id, tokens, out)
         for sku in skus:
             plan.add(sku)
         resources_by_plan[plan_id] = plan.resource(skus)
+        untokened += plan.untokened
+    if tokens is not None and untokened:
+        # A submission with a bare blob URL fails certification days later: refuse it now.
+        out.problems.append(f"no SAS token in {tokens.source} for {len(untokened)} disk(s): "
+                            f"{'; '.join(untokened)} (give each blob's SAS URI, or its "
+                            "container's)")
     return resources_by_plan
 
 

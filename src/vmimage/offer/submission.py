@@ -9,9 +9,9 @@ certification package always agree.
 from __future__ import annotations
 
 import os
-import urllib.parse
 from dataclasses import dataclass, field
 
+from vmimage.bloburl import join_blob
 from vmimage.offer.model import Disk, Manifest
 
 
@@ -22,8 +22,7 @@ def blob_url(manifest: Manifest, disk: Disk) -> str | None:
     container = manifest.storage.container_url
     if disk.file is None or container is None:
         return None
-    name = os.path.basename(disk.file)
-    return f"{container.rstrip('/')}/{urllib.parse.quote(name)}"
+    return join_blob(container, os.path.basename(disk.file))
 
 
 @dataclass

@@ -21,7 +21,7 @@ from vmimage.report import (
     junit,
     sarif,
 )
-from vmimage.report.console import render_findings, summary_line
+from vmimage.report.console import printable, render_findings, summary_line
 from vmimage.report.model import Report
 from vmimage.units import format_size
 
@@ -52,12 +52,14 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
     out = Console(file=buffer, force_terminal=color, color_system="standard" if color else None,
                   width=width, highlight=False, soft_wrap=False)
     read = "" if report.bytes_read is None else f", {format_size(report.bytes_read)} read"
-    out.print(f"{report.target} ({report.target_kind}), profile {report.profile}, "
-              f"vmimage {report.tool_version}", markup=False)
+    out.print(f"{printable(report.target)} ({report.target_kind}, {report.role}, "
+              f"{report.mode}), profile {report.profile}, vmimage {report.tool_version}",
+              markup=False)
     out.print(f"started {report.started.isoformat(timespec='seconds')}, "
               f"took {report.duration_s:.2f} s{read}", markup=False)
     if report.system:
-        out.print("system: " + ", ".join(f"{k}={v}" for k, v in sorted(report.system.items())),
+        out.print("system: " + printable(", ".join(f"{k}={v}"
+                                                   for k, v in sorted(report.system.items()))),
                   markup=False)
     out.print(render_findings(report.findings, "findings"))
     out.print(summary_line(report.findings), markup=False)

@@ -1,4 +1,5 @@
-"""Blob URLs as storage commands use them: :mod:`vmimage.bloburl`'s strict parse, with the SAS
+"""Blob URLs as storage commands use them: parsed by :mod:`vmimage.bloburl` (strictly for
+``upload``, ``sas create`` and ``certify --upload``, leniently for ``sas verify``), with the SAS
 registered as a secret the moment it is read, and a display form without the signature.
 
 The parsing itself (host- and path-style URLs, sovereign clouds, emulators) is
@@ -12,13 +13,15 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmimage.bloburl import BlobAddress, Kind, is_path_style, parse_strict
+from vmimage.bloburl import BlobAddress, Kind, is_path_style, parse_lenient, parse_strict
 from vmimage.errors import InputError
 from vmimage.inputs import read_bounded_text
 from vmimage.secrets import redact, register_sas
 
-__all__ = ["URL_ARG_HELP", "BlobUrl", "is_path_style", "parse_blob_url", "read_url_argument",
-           "register_sas"]
+# ``is_path_style`` and ``register_sas`` are re-exported only for importers not yet switched
+# to :mod:`vmimage.bloburl` and :mod:`vmimage.secrets`.
+__all__ = ["URL_ARG_HELP", "BlobUrl", "is_path_style", "parse_blob_url", "parse_sas_url",
+           "read_url_argument", "register_sas"]
 
 URL_ARG_HELP = ("Blob URL (a SAS may ride in its query), or @FILE to read it from a file, which "
                 "keeps a SAS out of the process list.")
@@ -26,7 +29,8 @@ URL_ARG_HELP = ("Blob URL (a SAS may ride in its query), or @FILE to read it fro
 
 @dataclass(frozen=True)
 class BlobUrl(BlobAddress):
-    """A blob (or container) URL whose query, when present, is a SAS."""
+    """A blob (or container) URL whose query is its SAS (a strict parse refuses any other
+    query; a lenient one keeps it, for ``sas verify`` to judge)."""
 
     @property
     def sas(self) -> str:
@@ -67,5 +71,16 @@ def parse_blob_url(text: str, source: str = "BLOB_URL", kind: Kind = "blob") -> 
         InputError: not an http(s) URL naming an account, a container and (for a blob) a blob.
     """
     register_sas(text.partition("?")[2])
-    address = parse_strict(text, source, kind)
-    return BlobUrl(**dataclasses.asdict(address))
+    return BlobUrl(**dataclasses.asdict(parse_strict(text, source, kind)))
+
+
+def parse_sas_url(text: str, source: str = "SAS_URI") -> BlobUrl:
+    """Parse ``text`` leniently (:func:`vmimage.bloburl.parse_lenient`: missing parts empty,
+    any query kept), for ``sas verify``, which reports what is wrong rather than refusing; its
+    signature is registered as a secret first.
+
+    Raises:
+        InputError: not a URL at all, or it carries a user name or password.
+    """
+    register_sas(text.partition("?")[2])
+    return BlobUrl(**dataclasses.asdict(parse_lenient(text, source)))

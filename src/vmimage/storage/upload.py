@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from vmimage.disk.sparse import is_zero
 from vmimage.errors import InputError
+from vmimage.inputs import open_input
 from vmimage.storage import retry
 from vmimage.storage.blob_url import BlobUrl, parse_blob_url, read_url_argument
 from vmimage.storage.credentials import StorageAuth, blob_client, make_credential, resolve
@@ -283,7 +284,7 @@ def upload_file(path: str | os.PathLike[str], url_text: str, options: UploadOpti
         raise InputError("--workers", f"must be between 1 and 64, not {options.workers}")
     url = parse_blob_url(read_url_argument(url_text))
     auth = resolve(url)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = open_input(path)
     try:
         up = _Uploader(os.fspath(path), url, auth, size, options)
         result = UploadResult(os.fspath(path), url.display, auth.source, size, 0,

@@ -1,10 +1,11 @@
-"""One ext2/3/4 or XFS filesystem, read through pyfsext or pyfsxfs, seen by in-fs paths.
+"""One ext2/3/4, XFS or FAT filesystem, seen by in-fs paths: pyfsext, pyfsxfs, or our FAT reader.
 
 The bindings' lookups stop at symlinks (``get_file_entry_by_path`` fails through one) and
 ``get_sub_file_entry_by_name`` fails on every name in the versions we use, so the image
 target resolves links itself (:mod:`vmimage.targets.paths`) and asks this class only about
 paths whose parents are real directories. Entries are cached: resolving ``/usr/lib/x`` one
-component at a time looks up ``/usr``, ``/usr/lib``... once each.
+component at a time looks up ``/usr``, ``/usr/lib``... once each. The FAT reader
+(:mod:`vmimage.targets.fat`) has the bindings' shape, so every filesystem is read the same way.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def short_error(exc: BaseException) -> str:
 class Filesystem:
     """Read-only lookups in one filesystem; paths are absolute inside it, without symlinks."""
 
-    def __init__(self, fs_type: str, window: FileWindow) -> None:
+    def __init__(self, fs_type: str, window: FileWindow, options: tuple[str, ...] = ()) -> None:
+        """Open the filesystem in ``window``; ``options`` are fstab's mount options, which
+        decide FAT's modes and owners (ext and XFS keep their own)."""
         # the bindings keep no reference to the file object they read: we must
         self.fs_type, self.window = fs_type, window
         volume: _Volume
@@ -62,6 +65,10 @@ class Filesystem:
             xfs = pyfsxfs.volume()
             xfs.open_file_object(window)
             volume = xfs
+        elif fs_type == "vfat":
+            from vmimage.targets.fat import FatVolume
+
+            volume = FatVolume(window.read_at, options)
         else:
             raise ValueError(f"{fs_type} is not readable")
         self._volume = volume
@@ -74,6 +81,8 @@ class Filesystem:
             except OSError as exc:
                 raise OSError(errno.EIO, f"{self.fs_type}: cannot read: {short_error(exc)}",
                               path) from None
+            except ValueError:  # a NUL or a lone surrogate: no such name can be stored
+                self._entries[path] = None
         return self._entries[path]
 
     def _existing(self, path: str) -> _Entry:

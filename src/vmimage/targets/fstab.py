@@ -5,11 +5,13 @@ know what to put at ``/boot`` or ``/boot/efi`` before any fact is read, and the 
 same entries. An fstab is image content, so anything may be in it: every line becomes an entry
 or is skipped, and nothing here raises.
 
-libmount splits a line at spaces and tabs, takes a line whose first non-blank character is
-``#`` as a comment, needs at least a source, a target and a type, and decodes in each field a
-backslash followed by exactly three octal digits into one byte (``\\040`` is a space,
-``\\303\\251`` the UTF-8 of ``é``). Any other backslash is kept as it is: ``\\089`` and
-``\\0`` stay literal text.
+libmount ignores a line holding a NUL byte (the last line, when no newline ends it, stops at
+the NUL instead), drops a final carriage return, takes a line whose first non-blank character
+is ``#`` as a comment, splits it at spaces and tabs, needs a
+source, a target and a type, and ignores the line when the dump or pass field is not a number.
+In each field it decodes a backslash followed by exactly three octal digits into one byte
+(``\\040`` is a space, ``\\303\\251`` the UTF-8 of ``é``); any other backslash stays as it
+is, so ``\\089`` and ``\\0`` are literal text.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 _BLANKS = re.compile(r"[ \t]+")
+_NUMBER = re.compile(r"[\n\v\f\r]*[+-]?[0-9]+")  # what strtol takes, up to a separator
 _OCTAL = re.compile(rb"\\([0-7]{3})")
 _DEFAULT_OPTIONS = ("defaults",)
 
@@ -42,28 +45,35 @@ def unmangle(field: str) -> str:
     """A field with libmount's octal escapes decoded.
 
     The escapes stand for bytes, so they are decoded as bytes and the result read as UTF-8
-    (undecodable bytes replaced); a value above 0o377 keeps its low byte, as C's ``char`` does.
+    (undecodable bytes replaced); a value above 0o377 keeps its low byte, as C's ``char`` does,
+    and ``\\000`` ends the field, as a NUL ends a C string.
     """
     if "\\" not in field:
         return field
     raw = field.encode("utf-8", "surrogatepass")
     decoded = _OCTAL.sub(lambda m: bytes((int(m.group(1), 8) & 0xFF,)), raw)
-    return decoded.decode("utf-8", "replace")
+    return decoded.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 def parse_fstab(text: str) -> list[FstabEntry]:
-    """Every entry of fstab text; comments, blank lines and lines of fewer than 3 fields are
-    skipped (libmount ignores them with a parse error)."""
+    """Every entry of fstab text, numbered by line; comments and blank lines are skipped, and
+    so are the lines libmount ignores with a parse error (fewer than 3 fields, a dump or pass
+    field that is not a number)."""
     entries = []
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip(" \t\r")
+    lines = text.split("\n")
+    for number, raw in enumerate(lines, start=1):
+        if "\0" in raw:
+            if number < len(lines):
+                continue  # libmount finds no newline before the NUL: a parse error
+            raw = raw.split("\0", 1)[0]
+        line = raw.removesuffix("\r").strip(" \t")
         if not line or line.startswith("#"):
             continue
         fields = _BLANKS.split(line)
-        if len(fields) < 3:
+        if len(fields) < 3 or not all(_NUMBER.fullmatch(f) for f in fields[4:6]):
             continue
-        options = (tuple(unmangle(fields[3]).split(",")) if len(fields) > 3
-                   else _DEFAULT_OPTIONS)
+        options = unmangle(fields[3]) if len(fields) > 3 else ""
+        options_tuple = tuple(options.split(",")) if options else _DEFAULT_OPTIONS
         entries.append(FstabEntry(unmangle(fields[0]), unmangle(fields[1]),
-                                  unmangle(fields[2]), options, number))
+                                  unmangle(fields[2]), options_tuple, number))
     return entries

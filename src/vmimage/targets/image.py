@@ -13,14 +13,14 @@ from dataclasses import replace
 
 from vmimage.disk.inspect import DiskInfo, open_disk
 from vmimage.errors import UnsupportedError
-from vmimage.targets.fstab import FstabEntry, parse_fstab
 from vmimage.targets import lvm, partitions, paths
 from vmimage.targets.base import DiskLayout, FileStat, Partition, PathTarget
 from vmimage.targets.blockio import BlockCache
 from vmimage.targets.filesystems import Filesystem, short_error
+from vmimage.targets.fstab import FstabEntry, parse_fstab
 from vmimage.targets.mounts import Mount, MountTable, match_spec, names_a_device
 from vmimage.targets.partitions import Table, Volume
-from vmimage.targets.signatures import READABLE
+from vmimage.targets.signatures import READABLE, ROOT_TYPES
 
 SWAP_MOUNTPOINT = "[SWAP]"  # Partition.mountpoint of a swap volume fstab names, as lsblk shows
 #: Filesystems a root could be on but which vmimage cannot read.
@@ -73,12 +73,13 @@ class ImageTarget(PathTarget):
         self._points["/"] = root
         self._mount_fstab()
 
-    def _fs(self, volume: Volume) -> Filesystem | None:
-        """The volume's filesystem, opened once; None (with a note) when it cannot be."""
+    def _fs(self, volume: Volume, options: tuple[str, ...] = ()) -> Filesystem | None:
+        """The volume's filesystem, opened once (with the options of its first mount); None
+        (with a note) when it cannot be."""
         name = volume.part.name
         if name not in self._filesystems:
             try:
-                self._filesystems[name] = Filesystem(volume.part.fs_type, volume.window)
+                self._filesystems[name] = Filesystem(volume.part.fs_type, volume.window, options)
             except OSError as exc:
                 self.notes.append(f"{name}: {volume.part.fs_type} cannot be opened: "
                                   f"{short_error(exc)}")
@@ -107,7 +108,7 @@ class ImageTarget(PathTarget):
         """
         best: tuple[int, Volume] | None = None
         for volume in self._volumes:
-            if volume.part.fs_type not in READABLE:
+            if volume.part.fs_type not in ROOT_TYPES:
                 continue
             fs = self._fs(volume)
             score = self._root_score(volume, fs) if fs else 0
@@ -147,9 +148,9 @@ class ImageTarget(PathTarget):
                                   f"({volume.part.name}), but the system found is on "
                                   f"{self._points['/'].part.name}")
             elif entry.file.startswith("/") and point != "/":
-                self._mount(point, volume)
+                self._mount(point, volume, entry.options)
 
-    def _mount(self, point: str, volume: Volume) -> None:
+    def _mount(self, point: str, volume: Volume, options: tuple[str, ...]) -> None:
         """Record where fstab puts the volume, and mount its filesystem if it can be read."""
         self._points[point] = volume
         kind = volume.part.fs_type
@@ -157,7 +158,7 @@ class ImageTarget(PathTarget):
             self.notes.append(f"{volume.part.name} ({kind}) mounted at {point}: vmimage "
                               f"does not read {kind}; its files are not visible")
             return
-        mounted = self._fs(volume)  # None: _fs noted why
+        mounted = self._fs(volume, options)  # None: _fs noted why
         if mounted is not None:
             self._mounts.add(Mount(point, volume, mounted))
 
@@ -194,7 +195,7 @@ class ImageTarget(PathTarget):
     def mounts(self) -> dict[str, Partition]:
         """Mount point -> the partition or LV that fstab mounts there, sorted by point.
 
-        Filesystems vmimage cannot read (an ESP's vfat, a btrfs /home) are here too: this
+        Filesystems vmimage cannot read (a btrfs /home, an NTFS data partition) are here too: this
         says where the disk's partitions go, not what can be read.
         """
         return {point: self._partition(self._points[point]) for point in sorted(self._points)}

@@ -37,10 +37,13 @@ def resolve(path: str, kind: KindFn, readlink: ReadlinkFn, follow_last: bool = T
     """The path with every symlink resolved inside the root.
 
     Raises:
-        FileNotFoundError: a component is missing (the path as given is in the message).
+        FileNotFoundError: a component is missing (the path as given is in the message), or
+            the path holds a NUL, which no file name can.
         NotADirectoryError: a component that must be a directory is not one.
         OSError: too many levels of symbolic links.
     """
+    if "\0" in path:  # from image content (a config file's value): missing, not ValueError
+        raise FileNotFoundError(2, "No such file or directory", path)
     pending = [p for p in normalize(path).split("/") if p]
     done: list[str] = []
     links = 0

@@ -31,9 +31,9 @@ class RootDirTarget(PathTarget):
     def _kind(self, inner: str) -> str | None:
         try:
             mode = os.lstat(self._host(inner)).st_mode
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        except NotADirectoryError:
+        except ValueError:  # a name no host path can hold (a lone surrogate): not there
             return None
         if stat.S_ISLNK(mode):
             return "link"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from vmimage.disk.sources import FileWindow
 
 EXT_TYPES = ("ext2", "ext3", "ext4")
-READABLE = frozenset({*EXT_TYPES, "xfs"})  # what pyfsext and pyfsxfs open
+READABLE = frozenset({*EXT_TYPES, "xfs", "vfat"})  # pyfsext, pyfsxfs and targets.fat open them
+ROOT_TYPES = frozenset({*EXT_TYPES, "xfs"})  # where a Linux root can be that we read
 
 # ext feature sets blkid uses to tell ext2, ext3 and ext4 apart
 _EXT_COMPAT_HAS_JOURNAL = 0x4

@@ -1,4 +1,5 @@
-"""Networking: no NetworkManager, ifup/ifdown, DHCP at boot, no custom or leftover config."""
+"""Networking: the distribution's own stack brings eth0 up with DHCP and the agent can restart
+it, NetworkManager where it does not belong, no custom or leftover configuration."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from collections.abc import Iterator
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import lines_of
 from vmimage.facts.network import (
-    ifup_available,
+    PRIMARY_NIC,
+    STACK_ORDER,
+    NetworkStack,
     ifupdown_interfaces,
-    netplan_files,
+    managing_stack,
+    network_stacks,
     networkmanager_installed,
     udev_persistent_net_rules,
 )
@@ -18,82 +22,129 @@ from vmimage.findings import Evidence, Outcome, Severity, passed, violated
 from vmimage.rules import rule
 
 
-def _centos7_like(ctx: CheckContext) -> bool:
+def _distro(ctx: CheckContext) -> tuple[str, int | None, str]:
+    """(family, major release, name) of the system: which stack and exemptions apply."""
     osr = ctx.system.os_release
     if osr is None:
-        return False
-    family = {osr.id, *osr.id_like}
-    return bool(family & {"centos", "rhel"}) and osr.version_id.split(".")[0] == "7"
+        return "other", None, "this system"
+    return osr.distro, osr.major, osr.pretty_name or osr.id
+
+
+def _stacks(ctx: CheckContext) -> list[NetworkStack]:
+    assert ctx.target is not None
+    return network_stacks(ctx.target, _distro(ctx)[0])
+
+
+def _nothing_starts(ctx: CheckContext, stacks: list[NetworkStack]) -> Outcome:
+    """No stack starts at boot: every installed one, and why it does not start."""
+    distro = _distro(ctx)[0]
+    expected = " or ".join(STACK_ORDER.get(distro, STACK_ORDER["other"]))
+    if not stacks:
+        return violated(f"no network stack is installed ({expected} for {_distro(ctx)[2]}): "
+                        "nothing brings the NIC up",
+                        Evidence(path="/etc", seen="no network stack", required=expected))
+    evidence = [Evidence(path=s.service.path or s.installed, seen=s.service.evidence,
+                         required=f"{s.service.unit} enabled") for s in stacks]
+    names = ", ".join(f"{s.name} ({'masked' if s.service.masked else 'not enabled'})"
+                      for s in stacks)
+    return violated(f"no network stack starts at boot: {names}", *evidence)
 
 
 @rule(id="LINUX-NETWORKMANAGER-DISABLED", title="NetworkManager is not enabled",
        severity=Severity.FAIL, covers=("LNX-NM", "LISA-verify_network_manager_not_installed"),
        remediation="Disable or remove NetworkManager (systemctl disable NetworkManager) and "
-                   "configure the NIC with ifupdown or the distribution's default; CentOS 7 "
-                   "and its derivatives keep it.",
+                   "configure the NIC with the distribution's default stack; the RHEL family "
+                   "keeps it (CentOS 7 and derivatives in the 2015 guide, RHEL 7 and later in "
+                   "LISA), and LISA wants it uninstalled below RHEL 7.",
        needs=("filesystem",))
 def networkmanager_disabled(ctx: CheckContext) -> Outcome:
-    """The 2015 agent restarted networking with ifup/ifdown, which NetworkManager fights."""
+    """The 2015 agent restarted networking with ifup/ifdown, which NetworkManager fights; the
+    guide exempts CentOS 7.x and derivatives. LISA (the ``networkmanager_rule = "lisa"``
+    threshold) skips the RHEL family from 7 on, where NetworkManager is the stack, and wants it
+    not even installed below 7."""
     assert ctx.target is not None
-    if not networkmanager_installed(ctx.target):
-        return passed("NetworkManager is not installed")
+    pkgs = ctx.system.packages
+    pkg = pkgs.first("NetworkManager", "network-manager")
+    if pkg is None and not networkmanager_installed(ctx.target):
+        return passed("NetworkManager is not installed",
+                      Evidence(path=pkgs.path, seen="no NetworkManager package or daemon"))
+    distro, major, name = _distro(ctx)
+    rhel = major if distro == "rhel" else None
     state = service_state(ctx.target, "NetworkManager.service")
-    ev = Evidence(path=state.evidence, seen=f"enabled={state.enabled}", required="disabled")
-    if _centos7_like(ctx):
-        return passed("NetworkManager stays enabled on CentOS 7 and derivatives", ev)
+    ev = Evidence(path=state.path or state.evidence, seen=state.evidence,
+                  required="NetworkManager.service not enabled")
+    if ctx.profile.thresholds.get("networkmanager_rule", "guide") == "lisa" and rhel:
+        if rhel >= 7:
+            return passed(f"not applicable: NetworkManager is the network stack of {name} (RHEL "
+                          "family 7 or later; LISA skips the check there)", ev)
+        seen = f"{pkg.name} {pkg.version}" if pkg else "the NetworkManager daemon"
+        return violated(f"{seen} is installed on {name}: LISA wants NetworkManager not "
+                        "installed below RHEL 7",
+                        Evidence(path=pkgs.path if pkg else state.path or "/usr/sbin/NetworkManager",
+                                 seen=seen, required="not installed"))
+    if rhel == 7:
+        return passed(f"NetworkManager stays enabled on {name} (CentOS 7 and derivatives)", ev)
     if state.enabled and not state.masked:
         return violated("NetworkManager is installed and enabled", ev)
     return passed("NetworkManager is installed but not enabled", ev)
 
 
-@rule(id="LINUX-IFUPDOWN", title="Networking can be controlled with ifup and ifdown",
-       severity=Severity.FAIL, covers=("LNX-IFUPDOWN",),
-       remediation="Install ifupdown (Debian) or network-scripts (RHEL) so /sbin/ifup exists.",
+@rule(id="LINUX-IFUPDOWN", title="The agent can restart networking through the system's "
+       "network stack", severity=Severity.FAIL, covers=("LNX-IFUPDOWN",),
+       remediation="Let the distribution's own stack bring the NIC up at boot, with its tools "
+                   "installed: ifupdown (ifup/ifdown, networking.service) on Debian, netplan with "
+                   "systemd-networkd or NetworkManager on Ubuntu, NetworkManager (nmcli) on RHEL "
+                   "8+, network-scripts (ifup/ifdown) on RHEL 7, wicked on SUSE, or "
+                   "systemd-networkd (networkctl).",
        needs=("filesystem",))
 def ifupdown(ctx: CheckContext) -> Outcome:
-    """The agent may restart networking with ifdown/ifup during provisioning."""
-    assert ctx.target is not None
-    if ifup_available(ctx.target):
-        return passed("ifup and ifdown are installed", Evidence(path="/sbin/ifup"))
-    return violated("ifup is not installed", Evidence(path="/sbin/ifup", seen="absent",
-                                                      required="present"))
+    """The agent restarts networking during provisioning: ifdown/ifup where ifupdown or
+    network-scripts run it, a link bounce that NetworkManager, systemd-networkd or wicked
+    answer with a new lease elsewhere. So the stack that brings eth0 up must start at boot and
+    its tools be there; ``ifup`` alone proves neither."""
+    stacks = _stacks(ctx)
+    stack = managing_stack(stacks)
+    if stack is None:
+        return _nothing_starts(ctx, stacks)
+    if stack.missing:
+        return violated(f"{stack.name} starts at boot ({stack.service.unit}) but "
+                        f"{' and '.join(stack.missing)} is missing: networking cannot be "
+                        "restarted", Evidence(path=stack.missing[0], seen="absent",
+                                              required="present"))
+    return passed(f"{stack.name} starts at boot and {', '.join(stack.tools)} can restart it",
+                  Evidence(path=stack.service.path or stack.installed, seen=stack.service.evidence,
+                           required=f"{stack.service.unit} enabled"))
 
 
 @rule(id="LINUX-DHCP", title="The network device comes up at boot with DHCP",
        severity=Severity.FAIL, covers=("LNX-DHCP",),
-       remediation="Configure the first NIC for DHCP at boot: `auto eth0` and `iface eth0 inet "
-                   "dhcp` in /etc/network/interfaces (or dhcp4: true in netplan).",
+       remediation="Configure eth0 for DHCP at boot in the stack that starts: `auto eth0` and "
+                   "`iface eth0 inet dhcp` (ifupdown), `dhcp4: true` (netplan), `[ipv4] "
+                   "method=auto` (NetworkManager), `BOOTPROTO=dhcp`/`ONBOOT=yes` (ifcfg), "
+                   "`BOOTPROTO='dhcp'`/`STARTMODE='auto'` (wicked), `DHCP=yes` (networkd).",
        needs=("filesystem",))
 def dhcp(ctx: CheckContext) -> Outcome:
-    """Azure hands out addresses only by DHCP; a static address never matches the VNet."""
-    assert ctx.target is not None
-    ifaces = [i for i in ifupdown_interfaces(ctx.target) if i.name != "lo"]
-    for iface in ifaces:
-        if iface.method == "dhcp" and iface.auto:
-            return passed(f"{iface.name} uses DHCP at boot",
-                          Evidence(path=iface.path, line=iface.line,
-                                   seen=f"iface {iface.name} inet dhcp"))
-    for path in netplan_files(ctx.target):
-        text = ctx.target.read_text(path)
-        if "dhcp4: true" in text or "dhcp4: yes" in text:
-            return passed("netplan configures DHCP", Evidence(path=path, seen="dhcp4: true"))
-    for path in ctx.target.glob("/etc/systemd/network/*.network"):
-        text = ctx.target.read_text(path)
-        if any(line.replace(" ", "").lower() in ("dhcp=yes", "dhcp=ipv4", "dhcp=true")
-               for _, line in lines_of(text)):
-            return passed("systemd-networkd configures DHCP", Evidence(path=path, seen="DHCP=yes"))
-    for path in ctx.target.glob("/etc/sysconfig/network-scripts/ifcfg-*"):
-        text = ctx.target.read_text(path).lower()
-        if "bootproto=dhcp" in text.replace('"', "") and "onboot=no" not in text.replace('"', ""):
-            return passed("ifcfg configures DHCP", Evidence(path=path, seen="BOOTPROTO=dhcp"))
-    if ifaces:
-        listed = ", ".join(f"{i.name} {i.method}{'' if i.auto else ' (not auto)'}" for i in ifaces)
-        return violated(f"no interface uses DHCP at boot: {listed}",
-                        Evidence(path=ifaces[0].path, line=ifaces[0].line, seen=listed,
-                                 required="auto eth0 / iface eth0 inet dhcp"))
-    return violated("no network interface is configured for DHCP",
-                    Evidence(path="/etc/network/interfaces", seen="no NIC stanza",
-                             required="auto eth0 / iface eth0 inet dhcp"))
+    """Azure hands out addresses only by DHCP; a static address never matches the VNet. What
+    counts is the configuration of eth0 in the stack that starts at boot, with that stack's
+    defaults, not a DHCP line in some file nothing reads."""
+    stacks = _stacks(ctx)
+    stack = managing_stack(stacks)
+    if stack is None:
+        return _nothing_starts(ctx, stacks)
+    notes = [Evidence(path=n.split(":", 1)[0], seen=n) for n in stack.notes]
+    nic = stack.primary()
+    if nic is None:
+        others = ", ".join(f"{c.name} ({c.path})" for c in stack.configs) or "nothing"
+        return violated(f"{stack.name} starts at boot but nothing configures {PRIMARY_NIC}: "
+                        f"it configures {others}",
+                        Evidence(path=stack.config_path, seen=others,
+                                 required=f"{PRIMARY_NIC} with DHCP at boot"), *notes)
+    ev = Evidence(path=nic.path, line=nic.line, seen=nic.seen, required=nic.required)
+    if nic.dhcp and nic.at_boot:
+        return passed(f"{nic.name} uses DHCP at boot ({nic.stack})", ev)
+    return violated(f"{nic.name} {nic.method}{'' if nic.at_boot else ' (not brought up at boot)'}"
+                    f" ({nic.stack}, {nic.path}{f' line {nic.line}' if nic.line else ''})",
+                    ev, *notes)
 
 
 @rule(id="LINUX-RESOLV-CONF-REMOVED", title="/etc/resolv.conf is not baked into the image",
@@ -133,7 +184,7 @@ def dhcp_leases_removed(ctx: CheckContext) -> Outcome:
     leases = []
     for pattern in ("/var/lib/dhcp/*.lease*", "/var/lib/dhclient/*", "/var/lib/dhcpcd/*",
                     "/var/lib/NetworkManager/*.lease", "/var/lib/systemd/netif/leases/*",
-                    "/var/db/dhclient.leases.*"):
+                    "/var/lib/wicked/lease-*", "/var/db/dhclient.leases.*"):
         leases += [p for p in ctx.target.glob(pattern) if ctx.target.stat(p).size > 0]
     if leases:
         return violated(f"{len(leases)} lease file(s) left", Evidence(path=leases[0],
