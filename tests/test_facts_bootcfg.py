@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmimage.facts import _shell
+from vmimage.facts import _grub, _shell
 from vmimage.facts.bootcfg import read_kernel_cmdlines
 from vmimage.targets.rootdir import RootDirTarget
 
@@ -458,3 +458,20 @@ def test_shell_assignments_agree_with_bash(lines):
     linux, default = out.stdout.split("\0")
     assert (env.get("GRUB_CMDLINE_LINUX", ""), env.get("GRUB_CMDLINE_LINUX_DEFAULT", "")) == (
         linux, default)
+
+
+def test_an_empty_expansion_does_not_leak_into_the_next_command():
+    """``$unset`` alone is no command; the ``if`` after it is decided (it was run both ways)."""
+    text = '$unset_variable\nif [ "a" = "a" ]; then\n  set default="1"\nelse\n  set default="2"\nfi\n'
+    assert _grub.run(text, {}).env["default"] == "1"
+
+
+def test_one_lexer_two_dialects():
+    """The same text lexed by sh's rules and GRUB's differs only where the languages do:
+    ``|`` ends a command in sh, a backslash escapes a backquote in sh's double quotes, and
+    GRUB splits an unquoted expansion into words."""
+    text = 'a=$x "q\\`" b|c ${x}\n'
+    sh = _shell.Lexer(text, {"x": "1 2"}).statement() or []
+    assert [(w.text, w.assign) for w in sh] == [("1 2", "a"), ("q`", None), ("b", None)]
+    [command] = _grub.Lexer(text, {"x": "1 2"}).commands()
+    assert command.words == ["a=1", "2", "q\\`", "b|c", "1", "2"]

@@ -166,3 +166,56 @@ def test_not_installed(tmp_path):
     os.symlink("/dev/null", tmp_path / "etc/systemd/system/NetworkManager.service")
     masked = service_state(RootDirTarget(tmp_path), "NetworkManager.service")
     assert masked.masked and not masked.installed
+
+
+WICKED_UNIT = """\
+[Unit]
+Description=wicked managed network interfaces
+
+[Service]
+ExecStart=/usr/sbin/wicked --systemd ifup all
+
+[Install]
+WantedBy=multi-user.target
+Alias=network.service
+Also=wickedd.service
+"""
+
+
+@needs_systemctl
+def test_suse_network_service_is_wicked(tmp_path):
+    """SLES: `systemctl enable wicked` links network.service to it; either name is wicked."""
+    put(tmp_path, "/usr/lib/systemd/system/wicked.service", WICKED_UNIT)
+    put(tmp_path, "/usr/lib/systemd/system/wickedd.service",
+        "[Service]\nExecStart=/usr/sbin/wickedd\n[Install]\nWantedBy=multi-user.target\n")
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    systemctl(tmp_path, "enable", "wicked.service")
+    target = RootDirTarget(tmp_path)
+    wicked = service_state(target, "wicked.service")
+    assert wicked.installed and wicked.enabled
+    assert systemctl(tmp_path, "is-enabled", "wicked.service") == "enabled"
+    network = service_state(target, "network.service")
+    assert network.installed and network.enabled
+    assert network.path == "/etc/systemd/system/network.service"
+    assert service_state(target, "wickedd.service").enabled  # Also=
+
+
+def test_chkconfig_layout_through_rc_d_links(tmp_path):
+    """RHEL/CentOS 6 and 7 keep SysV scripts in /etc/rc.d; /etc/init.d and /etc/rcN.d are
+    links into it. `chkconfig network on` makes S10network, `chkconfig NetworkManager off`
+    K02NetworkManager, in every runlevel directory."""
+    put(tmp_path, "/etc/rc.d/init.d/network", "#!/bin/sh\n# chkconfig: 2345 10 90\n")
+    put(tmp_path, "/etc/rc.d/init.d/NetworkManager", "#!/bin/sh\n# chkconfig: - 23 84\n")
+    os.symlink("rc.d/init.d", tmp_path / "etc/init.d")
+    for level in range(7):
+        rc = tmp_path / f"etc/rc.d/rc{level}.d"
+        rc.mkdir()
+        os.symlink(f"rc.d/rc{level}.d", tmp_path / f"etc/rc{level}.d")
+        os.symlink("../init.d/network", rc / ("S10network" if 2 <= level <= 5 else "K90network"))
+        os.symlink("../init.d/NetworkManager", rc / "K02NetworkManager")
+    target = RootDirTarget(tmp_path)
+    network = service_state(target, "network.service")
+    assert network.installed and network.enabled
+    assert network.evidence == "/etc/rc2.d/S10network -> ../init.d/network"
+    nm = service_state(target, "NetworkManager.service")
+    assert nm.installed and not nm.enabled and nm.path == "/etc/init.d/NetworkManager"

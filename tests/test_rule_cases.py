@@ -187,3 +187,20 @@ def test_every_rule_has_a_real_failing_case() -> None:
     registered = {m.id for m in all_rules()}
     assert covered <= registered, sorted(covered - registered)
     assert registered - covered == set(EXEMPT), sorted(registered - covered - set(EXEMPT))
+
+
+def test_rule_ids_in_docstrings_and_readme_exist() -> None:
+    """The example IDs a newcomer copies from the docs must be real rules."""
+    import re
+
+    import vmimage.checks
+    import vmimage.rules.registry
+
+    registered = {m.id for m in all_rules()}
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    texts = [vmimage.rules.registry.__doc__ or "", vmimage.checks.__doc__ or "",
+             *re.findall(r"checks show [^\n]*", readme)]
+    named = {m for text in texts
+             for m in re.findall(r"\b(?:LINUX|VHD|OFFER|SAS-URI)-[A-Z0-9-]*[A-Z0-9]\b", text)}
+    assert named, "the docs should name at least one example rule"
+    assert named <= registered, sorted(named - registered)

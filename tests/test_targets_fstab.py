@@ -76,7 +76,7 @@ def test_unmangle_never_raises_on_any_backslash_run() -> None:
     assert unmangle("\\101\\x41\\1010") == "A\\x41A0"
 
 
-_FSTAB_CHARS = st.sampled_from(list(" \t\\#01234789abUL=/\r\0é,") + ["\\040", "\\303", "\\251"])
+_FSTAB_CHARS = st.sampled_from([*" \t\\#01234789abUL=/\r\0é,", "\\040", "\\303", "\\251"])
 _LINES = st.lists(st.lists(_FSTAB_CHARS, max_size=40).map("".join), max_size=8)
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vmimage import __version__
-from vmimage.errors import VmimageError
+from vmimage.errors import InputError, VmimageError
 from vmimage.findings import Finding, Status
 from vmimage.offer.manifest import LoadedManifest, load_manifest
 from vmimage.offer.model import Manifest, Sku
@@ -37,6 +37,7 @@ from vmimage.offer.secure import private_dir, write_private
 from vmimage.offer.submission import blob_url
 from vmimage.profiles import Profile
 from vmimage.report.model import Report
+from vmimage.storage.blob_url import BlobUrl as BlobUrl  # the container type of --upload
 
 Log = Callable[[str], None]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -358,3 +359,50 @@ def write_package(cert: Certification, out: Path) -> list[Path]:
     put("summary.txt", _summary_text(cert))
     put("summary.html", _summary_html(cert))
     return written
+
+
+def parse_container(text: str) -> BlobUrl:
+    """The container URL given with ``--container-url`` (or ``@FILE``), checked before any
+    rule runs, so a mistyped URL costs seconds, not a whole run.
+
+    Raises:
+        InputError: not a container URL.
+    """
+    from vmimage.storage.blob_url import read_url_argument
+    from vmimage.storage.package_upload import parse_container_url
+
+    return parse_container_url(read_url_argument(text))
+
+
+def _default_container(cert: Certification) -> BlobUrl | None:
+    """The container of the OS disk of the first SKU version whose OS disk names a blob URL:
+    the guide wants the package beside the VHDs (CRT-ARTIFACTS)."""
+    from vmimage.storage.blob_url import parse_blob_url
+    from vmimage.storage.package_upload import container_of_blob
+
+    for image in cert.images:
+        for disk in image.disks:
+            if disk.label == "os" and disk.url:
+                return container_of_blob(parse_blob_url(disk.url, "the OS disk's blob URL"))
+    return None
+
+
+def upload_package(cert: Certification, output: Path, container: BlobUrl | None,
+                   progress: Log) -> tuple[str, list[str]]:
+    """Store the package as block blobs beside the VHDs (CRT-ARTIFACTS); the place as shown
+    (no secret) and the names uploaded.
+
+    Raises:
+        InputError: no container given and no OS disk names a blob URL; or the upload fails.
+    """
+    from vmimage.storage.package_upload import blob_display, upload_directory
+
+    container = container or _default_container(cert)
+    if container is None:
+        raise InputError("--upload", "no OS disk names a blob URL (url, or storage."
+                                     "container_url with a file): give --container-url")
+    offer = _UNSAFE.sub("_", cert.manifest.offer.id).lstrip(".") or "_"
+    prefix = f"certification/{offer}/{cert.started.strftime('%Y%m%dT%H%M%SZ')}/"
+    shown = blob_display(container, prefix)
+    progress(f"uploading the package to {shown}")
+    return shown, upload_directory(output, container, prefix)

@@ -15,7 +15,8 @@ import stat
 
 from vmimage.app.catalog import profile as load_profile
 from vmimage.checks.context import CheckContext
-from vmimage.disk.inspect import inspect_disk
+from vmimage.disk.convert import ConvertResult, convert, convert_in_place, create, resize
+from vmimage.disk.inspect import DiskInfo, inspect_disk
 from vmimage.errors import InputError
 from vmimage.findings import Finding, Status
 from vmimage.profiles import DEFAULT_PROFILE
@@ -23,7 +24,23 @@ from vmimage.rules import Subject, rules_for, run_rules
 from vmimage.storage.pages import MAX_PAGE_BLOB, PAGE
 
 #: The disk-format checks an upload must pass (the role-size and sparseness checks are left out).
+__all__ = ["FORMAT_CHECKS", "ConvertResult", "DiskInfo", "check_uploadable", "convert",
+           "convert_in_place", "create", "inspect", "resize", "validate_disk"]
+
 FORMAT_CHECKS = ("VHD-FIXED-FORMAT", "VHD-FOOTER-VALID", "VHD-WHOLE-MIB", "VHD-FILE-LENGTH")
+
+
+def inspect(path: str | os.PathLike[str], lenient: bool = False) -> DiskInfo:
+    """``vmimage vhd inspect``: the format, sizes, allocation, footer and the problems found.
+
+    The disk layer's conversions (:func:`convert`, :func:`convert_in_place`, :func:`create`,
+    :func:`resize`) are use cases as they stand and are re-exported here, so the CLI calls
+    this layer only.
+
+    Raises:
+        InputError: the file cannot be read, or (without ``lenient``) its footer is corrupt.
+    """
+    return inspect_disk(path, lenient=lenient)
 
 
 def validate_disk(path: str | os.PathLike[str], role: str, profile_name: str) -> list[Finding]:

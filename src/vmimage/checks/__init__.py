@@ -1,4 +1,5 @@
-"""Every check module, imported so that its ``@check`` functions register.
+"""The disk and system rules: every module here, imported so that its ``@rule`` functions
+register in the one registry (:mod:`vmimage.rules`).
 
 Find a rule from its ID in one step: ``vmimage checks show ID`` prints its module, or
 ``grep -rn 'id="LINUX-NO-SWAP"' src/vmimage/checks``.

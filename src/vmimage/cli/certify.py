@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,13 +13,11 @@ from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from vmimage.app.certify import Certification
-    from vmimage.storage.blob_url import BlobUrl
+    from vmimage.app.certify import BlobUrl, Certification
 
 CONTAINER_URL_HELP = ("Blob container for --upload (a SAS may ride in its query), or @FILE to "
                       "read it from a file, which keeps a SAS out of the process list. Default: "
                       "the container of the first OS disk that names a blob URL.")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def certify(
@@ -70,37 +67,15 @@ def certify(
 
 
 def _parse_container(text: str) -> BlobUrl:
-    from vmimage.storage.blob_url import read_url_argument
-    from vmimage.storage.package_upload import parse_container_url
+    from vmimage.app.certify import parse_container
 
-    return parse_container_url(read_url_argument(text))
-
-
-def _default_container(cert: Certification) -> BlobUrl | None:
-    """The container of the OS disk of the first SKU version whose OS disk names a blob URL:
-    the guide wants the package beside the VHDs (CRT-ARTIFACTS)."""
-    from vmimage.storage.blob_url import parse_blob_url
-    from vmimage.storage.package_upload import container_of_blob
-
-    for image in cert.images:
-        for disk in image.disks:
-            if disk.label == "os" and disk.url:
-                return container_of_blob(parse_blob_url(disk.url, "the OS disk's blob URL"))
-    return None
+    return parse_container(text)
 
 
 def _upload(cert: Certification, output: Path, container: BlobUrl | None,
             progress: Callable[[str], None]) -> None:
-    from vmimage.errors import InputError
+    from vmimage.app.certify import upload_package
     from vmimage.report.console import printable
-    from vmimage.storage.package_upload import blob_display, upload_directory
 
-    container = container or _default_container(cert)
-    if container is None:
-        raise InputError("--upload", "no OS disk names a blob URL (url, or storage."
-                                     "container_url with a file): give --container-url")
-    offer = _UNSAFE.sub("_", cert.manifest.offer.id).lstrip(".") or "_"
-    prefix = f"certification/{offer}/{cert.started.strftime('%Y%m%dT%H%M%SZ')}/"
-    progress(f"uploading the package to {blob_display(container, prefix)}")
-    names = upload_directory(output, container, prefix)
-    print(printable(f"uploaded {len(names)} files to {blob_display(container, prefix)}"))
+    shown, names = upload_package(cert, output, container, progress)
+    print(printable(f"uploaded {len(names)} files to {shown}"))

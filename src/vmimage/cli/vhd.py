@@ -28,7 +28,7 @@ def inspect(file: FileArg, as_json: JsonOpt = False,
             lenient: Annotated[bool, typer.Option(help="Decode a corrupt footer instead of "
                                                        "refusing it.")] = False) -> int:
     """Show the format, sizes, allocation, every footer field and the problems found."""
-    from vmimage.disk.inspect import inspect_disk
+    from vmimage.app.disk import inspect as inspect_disk
     from vmimage.report.console import console, render_disk_info
 
     info = inspect_disk(file, lenient=lenient)
@@ -52,7 +52,7 @@ def convert(
                                            "file instead of copying it.")] = False,
 ) -> int:
     """Convert an image to a sparse fixed VHD (holes are never written)."""
-    from vmimage.disk import convert as conv
+    from vmimage.app import disk as conv
     from vmimage.report.console import console
 
     if in_place:
@@ -75,7 +75,7 @@ def create(
     force: Annotated[bool, typer.Option(help="Overwrite OUT if it exists.")] = False,
 ) -> int:
     """Create an empty, sparse fixed VHD (an empty data disk)."""
-    from vmimage.disk import convert as conv
+    from vmimage.app import disk as conv
     from vmimage.report.console import console
 
     result = conv.create(out, size_option(size), force)
@@ -89,7 +89,7 @@ def resize(
     size: Annotated[str, typer.Option(help="New virtual size (whole MiB).")],
 ) -> int:
     """Grow a fixed VHD in place; shrink only when the cut tail holds zeros."""
-    from vmimage.disk import convert as conv
+    from vmimage.app import disk as conv
     from vmimage.report.console import console
 
     result = conv.resize(file, size_option(size))

@@ -1,1 +1,1 @@
-"""Linux checks, one module per topic; each rule is one ``@check`` function."""
+"""Linux checks, one module per topic; each rule is one ``@rule`` function."""
