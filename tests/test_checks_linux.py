@@ -213,7 +213,7 @@ CASES = [
     Case("LINUX-PYTHON-VERSION",
          lambda d: edit(d, "/var/lib/dpkg/status", lambda t: re.sub(
              r"(Package: python3[.\d]*(?:-minimal)?\n(?:.+\n)*?Version: )3\.\d+[^\n]*",
-             r"\g<1>3.7.3-1", t)), Status.FAIL, "older than 3.9"),
+             r"\g<1>3.7.3-1", t)), Status.WARNING, "older than 3.9"),
     Case("LINUX-PYASN1", lambda d: (edit(d, "/var/lib/dpkg/status",
                                          drop_package("python3-pyasn1")),
                                     run_debugfs(d, "unlink /usr/lib/python3/dist-packages/pyasn1")),
@@ -246,12 +246,12 @@ CASES = [
     Case("LINUX-SSH-HOSTKEYS-ABSENT", lambda d: put(d, "/etc/ssh/ssh_host_ed25519_key",
                                                     "-----BEGIN OPENSSH PRIVATE KEY-----\n", 0o600),
          Status.FAIL, "host key", evidence_path="/etc/ssh/ssh_host_ed25519_key"),
-    Case("LINUX-NETWORKMANAGER-DISABLED", nm_enabled, Status.FAIL, "installed and enabled"),
+    Case("LINUX-NETWORKMANAGER-DISABLED", nm_enabled, Status.WARNING, "installed and enabled"),
     Case("LINUX-IFUPDOWN", lambda d: rm(d, "/usr/sbin/ifup"), Status.FAIL, "ifup"),
     Case("LINUX-DHCP", lambda d: edit(d, "/etc/network/interfaces", lambda t: t.replace(
         "inet dhcp", "inet static\n    address 10.0.0.4/24")), Status.FAIL, "eth0 static"),
     Case("LINUX-RESOLV-CONF-REMOVED", lambda d: put(d, "/etc/resolv.conf", "nameserver 10.1.2.3\n"),
-         Status.FAIL, "nameserver 10.1.2.3", evidence_path="/etc/resolv.conf"),
+         Status.WARNING, "nameserver 10.1.2.3", evidence_path="/etc/resolv.conf"),
     Case("LINUX-DHCP-LEASES-REMOVED",
          lambda d: put(d, "/var/lib/dhcp/dhclient.eth0.leases", "lease {\n  fixed-address 10.0.0.4;"
                                                                 "\n}\n"),
@@ -265,7 +265,7 @@ CASES = [
     Case("LINUX-UDEV-PERSISTENT-NET",
          lambda d: put(d, "/etc/udev/rules.d/70-persistent-net.rules",
                        'SUBSYSTEM=="net", ATTR{address}=="00:15:5d:01:02:03", NAME="eth0"\n'),
-         Status.FAIL, "70-persistent-net.rules"),
+         Status.WARNING, "70-persistent-net.rules"),
     Case("LINUX-ROOT-PASSWORD-LOCKED", lambda d: edit(d, "/etc/shadow", lambda t: re.sub(
         r"^root:[^:]*:", "root:$6$x$0123456789abcdefghijABCDEFGHIJ0123456789abcdefghijABCDEF./:",
         t, flags=re.M)), Status.FAIL, "usable password hash", evidence_path="/etc/shadow"),
@@ -277,7 +277,7 @@ CASES = [
          Status.FAIL, "/root/.bash_history holds 3 bytes", evidence_path="/root/.bash_history"),
     Case("LINUX-SUDO-NO-TARGETPW", lambda d: put(d, "/etc/sudoers.d/suse", "Defaults targetpw\n",
                                                  0o440),
-         Status.FAIL, "targetpw", evidence_path="/etc/sudoers.d/suse"),
+         Status.WARNING, "targetpw", evidence_path="/etc/sudoers.d/suse"),
     Case("LINUX-IPTABLES-INSTALLED", remove_iptables, Status.WARNING, "no iptables"),
     Case("LINUX-FIREWALL-NO-RULES", firewall_rules, Status.FAIL, "nftables.service",
          evidence_path="/etc/nftables.conf"),

@@ -274,6 +274,16 @@ def test_sles_wicked_without_dhcp_at_boot_fails(ifcfg: str, fragment: str, line:
     assert evidence(found[DHCP]) == [("/etc/sysconfig/network/ifcfg-eth0", line)]
 
 
+def test_sles_wicked_lease_left_behind_fails(rpms, made) -> None:
+    """wicked keeps its leases in /var/lib/wicked, not where dhclient does."""
+    root = made(dr.suse_root(rpms))
+    lease = "/var/lib/wicked/lease-eth0-dhcp-ipv4.xml"
+    dr.put(root, lease, "<lease><family>ipv4</family><address>10.0.0.4</address></lease>\n")
+    found = findings(root, "azure-current")["LINUX-DHCP-LEASES-REMOVED"]
+    assert found.status is FAIL
+    assert evidence(found) == [(lease, None)]
+
+
 # --- a disk image --------------------------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from vmimage import secrets
 from vmimage.secrets import REDACTED, has_token, one_line, redact, register_sas, register_secret
 
 SIG = "c2lnbmF0dXJlLXZhbHVl"  # base64 of "signature-value"
@@ -61,15 +60,3 @@ def test_one_line_is_first_line_redacted_and_cut() -> None:
     assert one_line(f"\n  first sig={SIG}\nsecond") == f"first sig={REDACTED}"
     assert len(one_line("x" * 1000, limit=50)) == 50
     assert one_line("") == "unknown error"
-
-
-def test_old_names_are_the_one_redactor() -> None:
-    """The old modules re-export the one redactor until every importer is switched: the
-    offer side now removes account keys, the storage side encoded signatures."""
-    from vmimage.offer import sas as offer_sas
-    from vmimage.storage import redact as storage_redact
-
-    assert offer_sas.redact is secrets.redact and offer_sas.has_token is secrets.has_token
-    assert storage_redact.redact is secrets.redact
-    assert SIG not in offer_sas.redact(f"AccountKey={SIG};")
-    assert SIG not in storage_redact.redact(f"%3Fsv%3D1%26sig%3D{SIG}")

@@ -15,8 +15,8 @@ from vmimage.errors import InputError
 from vmimage.findings import Status
 from vmimage.offer.manifest import load_manifest, parse_manifest
 from vmimage.offer.rules import validate_offer
-from vmimage.profiles import load_profile
 from vmimage.offer.yamlload import YamlSyntaxError, load_yaml
+from vmimage.profiles import load_profile
 
 
 def messages(path: Path) -> list[tuple[int | None, str]]:

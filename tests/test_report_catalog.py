@@ -9,9 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from vmimage.app.catalog import all_rules as all_checks
 from vmimage.cli import checks
 from vmimage.errors import InputError
-from vmimage.app.catalog import all_rules as all_checks
 from vmimage.report.catalog import checks_markdown, coverage
 from vmimage.requirements import guide_requirements
 

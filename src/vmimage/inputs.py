@@ -131,3 +131,18 @@ def read_bounded_text(path: str | os.PathLike[str], limit: int = MAX_SMALL_FILE)
         return read_bounded(path, limit).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(path, "is not UTF-8 text") from None
+
+
+def read_url_argument(text: str) -> str:
+    """The URL itself, or the first non-empty line of ``FILE`` for ``@FILE``.
+
+    Raises:
+        InputError: the file cannot be read (see :mod:`vmimage.inputs`) or holds no line.
+    """
+    if not text.startswith("@"):
+        return text.strip()
+    path = Path(text[1:])
+    lines = [ln.strip() for ln in read_bounded_text(path).splitlines() if ln.strip()]
+    if not lines:
+        raise InputError(path, "the URL file is empty")
+    return lines[0]

@@ -32,11 +32,12 @@ from vmimage.findings import Finding, Status
 from vmimage.offer.manifest import LoadedManifest, load_manifest
 from vmimage.offer.model import Manifest, Sku
 from vmimage.offer.rules import validate_offer
-from vmimage.offer.sas import redact, redact_finding
-from vmimage.offer.secure import private_dir, write_private
+from vmimage.offer.sas import redact_finding
 from vmimage.offer.submission import blob_url
+from vmimage.privatefile import private_dir, write_private
 from vmimage.profiles import Profile
 from vmimage.report.model import Report
+from vmimage.secrets import redact
 from vmimage.storage.blob_url import BlobUrl as BlobUrl  # the container type of --upload
 
 Log = Callable[[str], None]
@@ -368,7 +369,7 @@ def parse_container(text: str) -> BlobUrl:
     Raises:
         InputError: not a container URL.
     """
-    from vmimage.storage.blob_url import read_url_argument
+    from vmimage.inputs import read_url_argument
     from vmimage.storage.package_upload import parse_container_url
 
     return parse_container_url(read_url_argument(text))

@@ -11,7 +11,6 @@ a multiple of 512, which a page blob needs.
 from __future__ import annotations
 
 import os
-import stat
 
 from vmimage.app.catalog import profile as load_profile
 from vmimage.checks.context import CheckContext
@@ -19,6 +18,7 @@ from vmimage.disk.convert import ConvertResult, convert, convert_in_place, creat
 from vmimage.disk.inspect import DiskInfo, inspect_disk
 from vmimage.errors import InputError
 from vmimage.findings import Finding, Status
+from vmimage.inputs import check_input
 from vmimage.profiles import DEFAULT_PROFILE
 from vmimage.rules import Subject, rules_for, run_rules
 from vmimage.storage.pages import MAX_PAGE_BLOB, PAGE
@@ -85,17 +85,7 @@ def check_uploadable(path: str | os.PathLike[str], allow_any: bool) -> int:
 
 def _plain_size(path: str | os.PathLike[str]) -> int:
     """The length of a readable, non-empty regular file (``--allow-any`` reads no format)."""
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a disk image") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot be read: {os.strerror(exc.errno or 5)}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(path, "is not a regular file")
-    if st.st_size == 0:
+    size = check_input(path).st_size  # a FIFO or a device is refused, never opened
+    if size == 0:
         raise InputError(path, "is empty (0 bytes): nothing to upload")
-    return st.st_size
+    return size

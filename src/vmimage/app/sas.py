@@ -7,7 +7,23 @@ from datetime import datetime
 
 from vmimage.app.catalog import profile as load_profile
 from vmimage.findings import Finding
+from vmimage.storage.sas import CreatedSas, create_sas
 from vmimage.storage.sas_rules import verify_sas
+
+__all__ = ["CreatedSas", "create", "verify"]
+
+
+def create(url_text: str, profile_name: str, blob_scope: bool = False, days: int | None = None,
+           user_delegation: bool = False) -> CreatedSas:
+    """A read-and-list SAS URI for the blob at ``url_text`` by the profile's start and expiry
+    rules (``vmimage sas create``).
+
+    Raises:
+        InputError: the URL, the credentials or the request cannot be used (one line, the
+            signature never shown).
+    """
+    return create_sas(url_text, load_profile(profile_name), blob_scope=blob_scope, days=days,
+                      user_delegation=user_delegation)
 
 
 def verify(uris: list[str], profile_name: str, online: bool = True,

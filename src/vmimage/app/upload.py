@@ -6,7 +6,10 @@ import os
 from collections.abc import Callable
 
 from vmimage.app.disk import check_uploadable
+from vmimage.storage.retry import RetryPolicy
 from vmimage.storage.upload import Progress, UploadOptions, UploadResult, upload_file
+
+__all__ = ["Progress", "RetryPolicy", "UploadOptions", "UploadResult", "upload"]
 
 
 def upload(path: str | os.PathLike[str], url_text: str, options: UploadOptions,

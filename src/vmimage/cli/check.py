@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -36,9 +35,8 @@ def check(
         text = render(report, fmt, color=sys.stdout.isatty())
         print(text, end="" if text.endswith("\n") else "\n")
     else:
-        text = render(report, fmt)
-        tmp = output.with_name(output.name + ".partial")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, output)
+        from vmimage.privatefile import write_public
+
+        write_public(output, render(report, fmt))  # temp file then rename; one-line errors
         print(f"{output}: {report.counts_line}")
     return report.exit_code

@@ -6,6 +6,8 @@ from vmimage.errors import InputError
 from vmimage.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
 from vmimage.units import parse_size
 
+URL_ARG_HELP = ("Blob URL (a SAS may ride in its query), or @FILE to read it from a file, which "
+                "keeps a SAS out of the process list.")
 PROFILE_HELP = f"Policy profile: {' or '.join(PROFILE_NAMES)}."
 DEFAULT = DEFAULT_PROFILE
 

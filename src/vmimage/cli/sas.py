@@ -9,10 +9,9 @@ from typing import Annotated
 
 import typer
 
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
+from vmimage.cli.options import DEFAULT, PROFILE_HELP, URL_ARG_HELP, profile_option
 from vmimage.errors import InputError
 from vmimage.findings import worst_exit_code
-from vmimage.storage.blob_url import URL_ARG_HELP
 
 app = typer.Typer(help="Make and verify the SAS URIs a Marketplace submission needs.",
                   no_args_is_help=True)
@@ -44,12 +43,12 @@ def create(
 
     Without --output the URI itself, a secret, is printed on stdout.
     """
+    from vmimage.app.sas import create
     from vmimage.privatefile import write_private
     from vmimage.report.console import console
-    from vmimage.storage.sas import create_sas
 
-    made = create_sas(blob_url, profile_option(profile), blob_scope=not container, days=days,
-                      user_delegation=user_delegation)
+    made = create(blob_url, profile_option(profile).name, blob_scope=not container, days=days,
+                  user_delegation=user_delegation)
     if output is not None:
         write_private(output, made.url.url + "\n")
         console().print(f"{made.summary()}\nwritten to {output} (mode 0600)", markup=False)
@@ -94,8 +93,7 @@ def verify(
 
 def _collect(args: list[str]) -> list[str]:
     """URIs from the arguments, @FILEs (every non-empty line) and the environment."""
-    from vmimage.inputs import read_bounded_text
-    from vmimage.storage.blob_url import read_url_argument
+    from vmimage.inputs import read_bounded_text, read_url_argument
 
     texts: list[str] = []
     for arg in args:

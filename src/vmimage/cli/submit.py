@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,16 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vmimage.cli.options import DEFAULT, PROFILE_HELP, choice, profile_option
-from vmimage.errors import InputError
-from vmimage.findings import Status
 
 if TYPE_CHECKING:
-    from vmimage.offer.submission import Rendered
+    from vmimage.app.submit import Rendered
 
 FORMATS = ("classic-xml", "partner-center")
-#: Rules about local files: rendering needs blob URLs only, not the VHDs on this machine.
-_LOCAL_ONLY = frozenset({"OFFER-DISK-FILE"})
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 app = typer.Typer(help="Render submission documents from an offer manifest.",
                   no_args_is_help=True)
@@ -51,33 +45,20 @@ def render(
     """Render the Create VM Image request bodies (classic-xml, the guide's §4.1) or the Partner
     Center plan technical configuration (partner-center); exit 1 when the manifest breaks a
     rule, 2 when it cannot be rendered."""
-    from vmimage.offer.classic import render_classic
-    from vmimage.offer.manifest import load_manifest
-    from vmimage.offer.partner_center import render_partner_center
-    from vmimage.offer.rules import validate_offer
-    from vmimage.offer.sas import read_tokens, redact_finding
+    from vmimage.app import submit
     from vmimage.report.console import describe_evidence
 
     choice("--format", "format", fmt, FORMATS)
-    if fmt == "classic-xml" and (sas_env or sas_file):
-        raise InputError("--sas-env/--sas-file", "the classic request names blobs in your own "
-                                                 "storage account: it takes no SAS tokens")
-    loaded = load_manifest(manifest)
-    findings = validate_offer(loaded, profile_option(profile), probe=None)
-    failed = [redact_finding(f) for f in findings
-              if f.status is Status.FAIL and f.check_id not in _LOCAL_ONLY]
-    if failed:
-        for f in failed:
+    result = submit.render(manifest, fmt, profile_option(profile).name, sas_env, sas_file)
+    if result.failed:
+        for f in result.failed:
             where = "; ".join(describe_evidence(e) for e in f.evidence)
             _err(f"vmimage: {f.check_id}: {f.message}" + (f" ({where})" if where else ""))
-        _err(f"vmimage: {manifest}: {len(failed)} rule(s) failed: nothing rendered "
+        _err(f"vmimage: {manifest}: {len(result.failed)} rule(s) failed: nothing rendered "
              "(vmimage offer validate shows every finding)")
         return 1
-    model = loaded.require()
-    if fmt == "classic-xml":
-        rendered = render_classic(model)
-    else:
-        rendered = render_partner_center(model, read_tokens(sas_env, sas_file))
+    rendered = result.rendered
+    assert rendered is not None
     for warning in rendered.warnings:
         _err(f"vmimage: warning: {warning}")
     if rendered.problems:
@@ -85,23 +66,15 @@ def render(
             _err(f"vmimage: {manifest}: {problem}")
         return 2
     if output is not None:
-        _write(rendered, output)
+        for path in submit.write(rendered, output):
+            print(f"wrote {path}")
     else:
         _print(rendered, fmt, tokens_given=bool(sas_env or sas_file))
     return 0
 
 
-def _write(rendered: Rendered, output: Path) -> None:
-    from vmimage.privatefile import private_dir, write_private
-
-    private_dir(output)
-    for name, text in rendered.documents.items():
-        path = write_private(output / _SAFE_NAME.sub("_", name), text)
-        print(f"wrote {path}")
-
-
 def _print(rendered: Rendered, fmt: str, tokens_given: bool) -> None:
-    from vmimage.offer.classic import request_line
+    from vmimage.app.submit import request_line
     from vmimage.secrets import redact
 
     if fmt == "classic-xml":

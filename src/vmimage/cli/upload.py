@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
+from vmimage.cli.options import URL_ARG_HELP
 from vmimage.errors import InputError
 from vmimage.report.console import console
-from vmimage.storage.blob_url import URL_ARG_HELP
 from vmimage.units import format_size
 
 
@@ -43,9 +43,8 @@ def upload(
     Credentials: a SAS in the URL, AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_CONNECTION_STRING,
     AZURE_STORAGE_KEY, or Entra ID (docs/storage.md).
     """
+    from vmimage.app.upload import RetryPolicy, UploadOptions
     from vmimage.app.upload import upload as upload_file
-    from vmimage.storage.retry import RetryPolicy
-    from vmimage.storage.upload import UploadOptions
 
     if retries < 1:
         raise InputError("--retries", "must be at least 1")
@@ -105,7 +104,7 @@ class _ProgressBar:
             self._bar.stop()
 
     def update(self, p: object) -> None:
-        from vmimage.storage.upload import Progress
+        from vmimage.app.upload import Progress
 
         assert isinstance(p, Progress)
         if not self._started:

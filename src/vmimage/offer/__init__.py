@@ -6,8 +6,9 @@
 - :mod:`~vmimage.offer.urls`, :mod:`~vmimage.offer.classic` and
   :mod:`~vmimage.offer.partner_center` render the public URLs, the guide's Create VM Image
   bodies and Partner Center's plan technical configuration;
-- :mod:`~vmimage.offer.sas` and :mod:`~vmimage.offer.secure` keep SAS tokens out of the
-  manifest, the command line and every printed text, and write submissions 0600.
+- :mod:`~vmimage.offer.sas` keeps SAS tokens out of the manifest and the command line and
+  matches them to disks; :mod:`vmimage.secrets` keeps them out of every printed text, and
+  :mod:`vmimage.privatefile` writes submissions 0600.
 
 ``certify`` runs the checks too, so it is a use case of the application layer
 (:mod:`vmimage.app.certify`), above ``checks``, ``storage`` and ``offer`` (rulings).

@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from vmimage.errors import InputError
 from vmimage.findings import Evidence
+from vmimage.inputs import read_bounded_text
 from vmimage.offer.model import Manifest
 from vmimage.offer.yamlload import Document, YamlFloat, YamlInt, YamlSyntaxError, load_yaml
 from vmimage.offer.yamlload import Path as KeyPath
@@ -95,24 +96,9 @@ def dotted(key: tuple[Any, ...]) -> str:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_MANIFEST_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a manifest") from None
-    except PermissionError:
-        raise InputError(path, "permission denied") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise InputError(path, f"larger than {MAX_MANIFEST_BYTES // 1024 // 1024} MiB: "
-                               "not a manifest")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
+    """The manifest's text: a regular UTF-8 file of at most 4 MiB (a FIFO is refused, never
+    read: it would hang)."""
+    return read_bounded_text(path, MAX_MANIFEST_BYTES)
 
 
 def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:

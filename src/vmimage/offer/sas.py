@@ -31,12 +31,9 @@ from vmimage.bloburl import BlobAddress, parse_lenient
 from vmimage.errors import InputError
 from vmimage.findings import Finding
 from vmimage.inputs import read_bounded_text
-from vmimage.secrets import REDACTED, has_token, redact, register_sas
+from vmimage.secrets import has_token, redact, register_sas
 
-# ``redact``, ``has_token`` and ``REDACTED`` are re-exported only for importers not yet
-# switched to :mod:`vmimage.secrets`.
-__all__ = ["REDACTED", "SasTokens", "has_token", "parse_tokens", "read_tokens", "redact",
-           "redact_finding", "scopes"]
+__all__ = ["SasTokens", "parse_tokens", "read_tokens", "redact_finding", "scopes"]
 
 Scope = tuple[str, ...]
 

@@ -11,21 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
-from vmimage.bloburl import BlobAddress, Kind, is_path_style, parse_lenient, parse_strict
-from vmimage.errors import InputError
-from vmimage.inputs import read_bounded_text
+from vmimage.bloburl import BlobAddress, Kind, parse_lenient, parse_strict
 from vmimage.secrets import redact, register_sas
 
-# ``is_path_style`` and ``register_sas`` are re-exported only for importers not yet switched
-# to :mod:`vmimage.bloburl` and :mod:`vmimage.secrets`.
-__all__ = ["URL_ARG_HELP", "BlobUrl", "is_path_style", "parse_blob_url", "parse_sas_url",
-           "read_url_argument", "register_sas"]
-
-URL_ARG_HELP = ("Blob URL (a SAS may ride in its query), or @FILE to read it from a file, which "
-                "keeps a SAS out of the process list.")
-
+__all__ = ["BlobUrl", "parse_blob_url", "parse_sas_url"]
 
 @dataclass(frozen=True)
 class BlobUrl(BlobAddress):
@@ -46,21 +36,6 @@ class BlobUrl(BlobAddress):
         """The same blob with another SAS (registered as a secret)."""
         register_sas(sas)
         return dataclasses.replace(self, query=sas.lstrip("?"))
-
-
-def read_url_argument(text: str) -> str:
-    """The URL itself, or the first non-empty line of ``FILE`` for ``@FILE``.
-
-    Raises:
-        InputError: the file cannot be read (see :mod:`vmimage.inputs`) or holds no line.
-    """
-    if not text.startswith("@"):
-        return text.strip()
-    path = Path(text[1:])
-    lines = [ln.strip() for ln in read_bounded_text(path).splitlines() if ln.strip()]
-    if not lines:
-        raise InputError(path, "the URL file is empty")
-    return lines[0]
 
 
 def parse_blob_url(text: str, source: str = "BLOB_URL", kind: Kind = "blob") -> BlobUrl:

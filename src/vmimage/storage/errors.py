@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vmimage.errors import InputError
-from vmimage.storage.redact import one_line, redact
+from vmimage.secrets import one_line, redact
 
 
 class StorageError(InputError):

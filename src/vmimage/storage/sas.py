@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from vmimage.errors import InputError
+from vmimage.inputs import read_url_argument
 from vmimage.profiles import Profile
 from vmimage.storage import retry
-from vmimage.storage.blob_url import BlobUrl, parse_blob_url, read_url_argument
+from vmimage.storage.blob_url import BlobUrl, parse_blob_url
 from vmimage.storage.business_days import add_business_days, business_days, end_of_day
 from vmimage.storage.credentials import (
     ENV_CONNECTION_STRING,

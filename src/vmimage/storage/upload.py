@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from vmimage.disk.sparse import is_zero
 from vmimage.errors import InputError
-from vmimage.inputs import open_input
+from vmimage.inputs import open_input, read_url_argument
 from vmimage.storage import retry
-from vmimage.storage.blob_url import BlobUrl, parse_blob_url, read_url_argument
+from vmimage.storage.blob_url import BlobUrl, parse_blob_url
 from vmimage.storage.credentials import StorageAuth, blob_client, make_credential, resolve
 from vmimage.storage.errors import StorageError, describe, error_code
 from vmimage.storage.hashing import SparseMd5

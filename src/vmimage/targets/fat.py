@@ -241,7 +241,10 @@ class FatVolume:
         for part in [p for p in path.split("/") if p]:
             if record is not None and not record.is_dir:
                 raise FileNotFoundError(2, "No such file or directory", path)
-            entries = self._listing(record.first if record is not None else 0)
+            if record is None:
+                entries = self._listing(0)
+            else:  # a directory with no cluster (damage) holds nothing, not the root
+                entries = self._listing(record.first) if record.first else []
             wanted = _fold(part)
             record = next((r for r in entries
                            if _fold(r.name) == wanted or _fold(r.short) == wanted), None)

@@ -45,9 +45,17 @@ def _nothing_starts(ctx: CheckContext, stacks: list[NetworkStack]) -> Outcome:
                         Evidence(path="/etc", seen="no network stack", required=expected))
     evidence = [Evidence(path=s.service.path or s.installed, seen=s.service.evidence,
                          required=f"{s.service.unit} enabled") for s in stacks]
-    names = ", ".join(f"{s.name} ({'masked' if s.service.masked else 'not enabled'})"
-                      for s in stacks)
+    names = ", ".join(f"{s.name} ({_why_not(s)})" for s in stacks)
     return violated(f"no network stack starts at boot: {names}", *evidence)
+
+
+def _why_not(stack: NetworkStack) -> str:
+    """Why a stack does not start at boot."""
+    if stack.service.masked:
+        return "masked"
+    if stack.missing:
+        return f"{', '.join(stack.missing)} missing"
+    return "not enabled"
 
 
 @rule(id="LINUX-NETWORKMANAGER-DISABLED", title="NetworkManager is not enabled",

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from vmimage.findings import Outcome, Severity
 from vmimage.offer.manifest import dotted
 from vmimage.offer.rules.context import OfferContext
-from vmimage.offer.sas import has_token, redact
 from vmimage.offer.submission import blob_url
 from vmimage.rules import rule
+from vmimage.secrets import has_token, redact
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _GALLERY_VERSION = re.compile(

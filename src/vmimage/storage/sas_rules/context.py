@@ -6,16 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from vmimage.disk import vhd
 from vmimage.errors import VmimageError
 from vmimage.findings import Evidence
 from vmimage.profiles import Profile
+from vmimage.secrets import redact
 from vmimage.storage import retry
-from vmimage.storage.blob_url import BlobUrl, is_path_style, register_sas
+from vmimage.storage.blob_url import BlobUrl, parse_sas_url
 from vmimage.storage.errors import describe, error_code
-from vmimage.storage.redact import redact
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
@@ -23,15 +22,31 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SasUri:
-    """A SAS URI taken apart leniently: verify reports what is wrong instead of refusing."""
+    """A SAS URI as given, and taken apart leniently by the one blob URL parser: verify
+    reports what is wrong instead of refusing."""
 
     text: str
-    scheme: str
-    netloc: str
-    account: str
-    container: str
-    blob: str
-    fields: dict[str, str]
+    address: BlobUrl
+
+    @property
+    def scheme(self) -> str:
+        """``https``, ``http``, or whatever was given (lower case)."""
+        return self.address.scheme
+
+    @property
+    def container(self) -> str:
+        """The container, empty when the URI names none."""
+        return self.address.container
+
+    @property
+    def blob(self) -> str:
+        """The blob's name (percent-decoded), empty when the URI names none."""
+        return self.address.blob
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The query's fields (``sp``, ``st``, ``se``, ``sig``...)."""
+        return self.address.fields
 
     @property
     def shown(self) -> str:
@@ -41,29 +56,23 @@ class SasUri:
     @property
     def name(self) -> str:
         """What a message calls the URI: its blob, else its container, else its host."""
-        return self.blob or self.container or self.netloc
+        return self.blob or self.container or self.address.netloc
 
     @property
     def identity(self) -> tuple[str, str, str]:
         """The VHD the URI names, whatever its token."""
-        return (self.netloc.lower(), self.container, self.blob)
+        return (self.address.netloc.lower(), self.container, self.blob)
 
 
 def parse_sas_uri(text: str) -> SasUri:
-    """Take ``text`` apart; missing parts come back empty."""
+    """Take ``text`` apart (its signature registered as a secret first).
+
+    Raises:
+        InputError: not a URL at all, or it carries a user name or password (which would be
+            sent as credentials and printed wherever the URL is).
+    """
     text = text.strip()
-    parts = urlsplit(text)
-    register_sas(parts.query)
-    fields = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    segments = parts.path.lstrip("/").split("/") if parts.path.strip("/") else []
-    host = parts.hostname or ""
-    if is_path_style(host) and segments:
-        account, segments = segments[0], segments[1:]
-    else:
-        account = host.split(".")[0]
-    container = segments[0] if segments else ""
-    blob = unquote("/".join(segments[1:])) if len(segments) > 1 else ""
-    return SasUri(text, parts.scheme.lower(), parts.netloc, account, container, blob, fields)
+    return SasUri(text, parse_sas_url(text))
 
 
 class BlobUnreadable(VmimageError):
@@ -140,11 +149,8 @@ class SasContext:
     def _blob_client(self) -> BlobClient:
         from azure.storage.blob import BlobClient
 
-        u = self.uri
         if self._client is None:
-            host = urlsplit(u.text).hostname or ""
-            url = BlobUrl(u.scheme, u.netloc, u.account, u.container, u.blob,
-                          is_path_style(host), urlsplit(u.text).query)
+            url = self.uri.address
             self._client = BlobClient(url.account_url, url.container, url.blob,
                                       credential=url.sas, retry_total=0,
                                       connection_timeout=self.timeout,
