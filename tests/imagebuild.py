@@ -1107,6 +1107,17 @@ def _mkfs_ext4(disk: Path, offset: int, size: int, fs_uuid: str, label: str,
     run([*cmd, disk, f"{size // KiB}k"])
 
 
+def _loop_mount(image: Path, mnt: Path, attempts: int = 4) -> None:
+    """``mount -o loop``, tried again when it fails: two workers that pick a free loop device
+    at the same moment can both get the same one, and the loser's mount then fails with
+    "wrong fs type" (seen under pytest -n 2 while other tests set up loop devices)."""
+    for attempt in range(attempts):
+        proc = run(["mount", "-o", "loop", image, mnt], check=attempt == attempts - 1)
+        if proc.returncode == 0:
+            return
+        time.sleep(0.5 * (attempt + 1))
+
+
 def _mkfs_xfs(disk: Path, offset: int, size: int, fs_uuid: str, label: str,
               tree: Path, work: Path) -> None:
     """mkfs.xfs on a partition-sized file, ``cp -a`` the tree in through a loop mount, then
@@ -1117,7 +1128,7 @@ def _mkfs_xfs(disk: Path, offset: int, size: int, fs_uuid: str, label: str,
     run(["mkfs.xfs", "-q", "-f", "-m", f"uuid={fs_uuid}", "-L", label, part])
     mnt = work / f"{label}.mnt"
     mnt.mkdir()
-    run(["mount", "-o", "loop", part, mnt])
+    _loop_mount(part, mnt)
     try:
         run(["cp", "-a", f"{tree}/.", mnt])
     finally:

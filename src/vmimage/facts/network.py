@@ -37,13 +37,15 @@ import fnmatch
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmimage.errors import InputError
 from vmimage.facts._shell import assignments
 from vmimage.facts.services import ServiceState, service_state
 from vmimage.targets.base import Target
-from vmimage.yamlcompat import MAX_BYTES, Document, safe_load
+
+if TYPE_CHECKING:  # PyYAML loads only when a YAML file is read
+    from vmimage.yamlcompat import Document
 
 INTERFACES = "/etc/network/interfaces"
 UDEV_RULE_DIRS = ("/etc/udev/rules.d", "/lib/udev/rules.d")
@@ -312,6 +314,8 @@ def _ifupdown(target: Target) -> NetworkStack | None:
 
 def _load_yaml(target: Target, path: str) -> Document:
     """The YAML document, or InputError when it cannot be read as YAML."""
+    from vmimage.yamlcompat import MAX_BYTES, safe_load
+
     return safe_load(target.read_bytes(path, limit=MAX_BYTES + 1), path)
 
 

@@ -12,13 +12,15 @@ can say where the partition is activated.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmimage.errors import InputError
 from vmimage.facts.waagent import read_waagent_conf
 from vmimage.targets.base import Target
 from vmimage.targets.fstab import parse_fstab
-from vmimage.yamlcompat import MAX_BYTES, Document, safe_load
+
+if TYPE_CHECKING:  # PyYAML loads only when a YAML file is read
+    from vmimage.yamlcompat import Document
 
 FSTAB = "/etc/fstab"
 UNIT_DIR = "/etc/systemd/system"
@@ -148,6 +150,8 @@ def _merge(high: Any, low: Any) -> Any:  # noqa: ANN401 - YAML data has any shap
 def read_cloud_config(target: Target) -> CloudConfig:
     """Load ``cloud.cfg`` and every regular ``cloud.cfg.d/*.cfg`` file (dot files too: cloud-init
     lists the directory itself), each with PyYAML's safe loader as cloud-init does."""
+    from vmimage.yamlcompat import MAX_BYTES, safe_load
+
     try:
         names = [n for n in target.iterdir(CLOUD_CFG_D) if n.endswith(".cfg")]
     except OSError:

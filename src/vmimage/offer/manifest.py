@@ -13,7 +13,6 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -21,6 +20,7 @@ from pydantic_core import ErrorDetails
 from vmimage.errors import InputError
 from vmimage.findings import Evidence
 from vmimage.inputs import read_bounded_text
+from vmimage.offer.keys import dotted
 from vmimage.offer.model import Manifest
 from vmimage.offer.yamlload import Document, YamlFloat, YamlInt, YamlSyntaxError, load_yaml
 from vmimage.offer.yamlload import Path as KeyPath
@@ -82,17 +82,6 @@ class LoadedManifest:
         more = len(self.problems) - 1
         tail = f" (and {more} more: run `vmimage offer validate`)" if more else ""
         raise InputError(self.path, f"{where}{first.message}{tail}")
-
-
-def dotted(key: tuple[Any, ...]) -> str:
-    """``("skus", 0, "id")`` -> ``skus[0].id``, the way the docs name a key."""
-    out = ""
-    for part in key:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
 
 
 def _read_text(path: Path) -> str:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vmimage.bloburl import join_blob
-from vmimage.offer.model import Disk, Manifest
+
+if TYPE_CHECKING:
+    from vmimage.offer.model import Disk, Manifest
 
 
 def blob_url(manifest: Manifest, disk: Disk) -> str | None:

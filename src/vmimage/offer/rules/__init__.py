@@ -6,13 +6,17 @@ The offer family only builds its context and runs the manifest rules of the one 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vmimage.findings import Finding
-from vmimage.offer.manifest import LoadedManifest
 from vmimage.offer.probe import probe_disk
 from vmimage.offer.rules import identity, images, local, shape, versions
 from vmimage.offer.rules.context import OfferContext, ProbeFn
 from vmimage.profiles import Profile
 from vmimage.rules import Subject, rules_for, run_rules
+
+if TYPE_CHECKING:
+    from vmimage.offer.manifest import LoadedManifest
 
 __all__ = ["OfferContext", "rule_modules", "validate_offer"]
 

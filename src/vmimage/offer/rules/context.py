@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmimage.errors import VmimageError
 from vmimage.findings import Evidence
-from vmimage.offer.manifest import LoadedManifest
-from vmimage.offer.model import DataDisk, Disk, ImageVersion, Manifest, Sku
+from vmimage.offer.keys import Key
 from vmimage.offer.probe import DiskProbe
-from vmimage.offer.yamlload import Path as Key
 from vmimage.profiles import Profile
+
+if TYPE_CHECKING:  # the model loads pydantic: only a run on a manifest needs it
+    from vmimage.offer.manifest import LoadedManifest
+    from vmimage.offer.model import DataDisk, Disk, ImageVersion, Manifest, Sku
 
 ProbeFn = Callable[[Path], DiskProbe]
 
@@ -30,6 +33,8 @@ class DiskRef:
     @property
     def data(self) -> DataDisk | None:
         """The data disk (None for the OS disk)."""
+        from vmimage.offer.model import DataDisk
+
         return self.disk if isinstance(self.disk, DataDisk) else None
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 from vmimage.findings import Outcome, Severity
 from vmimage.offer import ids
-from vmimage.offer.manifest import dotted as _dotted
+from vmimage.offer.keys import Key
+from vmimage.offer.keys import dotted as _dotted
 from vmimage.offer.rules.context import OfferContext
-from vmimage.offer.yamlload import Path as Key
 from vmimage.rules import rule
 
 MAX_TITLE = 50

@@ -8,7 +8,7 @@ import urllib.parse
 from collections.abc import Iterator
 
 from vmimage.findings import Outcome, Severity
-from vmimage.offer.manifest import dotted
+from vmimage.offer.keys import dotted
 from vmimage.offer.rules.context import OfferContext
 from vmimage.offer.submission import blob_url
 from vmimage.rules import rule

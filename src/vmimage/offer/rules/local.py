@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vmimage.findings import Outcome, Severity, skipped
-from vmimage.offer.manifest import dotted
+from vmimage.offer.keys import dotted
 from vmimage.offer.rules.context import DiskRef, OfferContext
 from vmimage.profiles import RoleSize
 from vmimage.rules import rule

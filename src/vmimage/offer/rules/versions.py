@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from vmimage.findings import Outcome, Severity
 from vmimage.offer import ids
-from vmimage.offer.manifest import dotted
-from vmimage.offer.model import ImageVersion, Sku
+from vmimage.offer.keys import Key, dotted
 from vmimage.offer.rules.context import OfferContext
-from vmimage.offer.yamlload import Path as Key
 from vmimage.rules import rule
+
+if TYPE_CHECKING:
+    from vmimage.offer.model import ImageVersion, Sku
 
 _SIZE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 #: The 2015 guide's approved bases (WIN-BASE), for a profile without its own list.
