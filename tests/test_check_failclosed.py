@@ -161,3 +161,25 @@ def test_directory_verdict_names_the_rules_it_could_not_examine(tmp_path: Path) 
 def test_empty_directory_is_refused(tmp_path: Path) -> None:
     _refused(vmimage("check", str(tmp_path)), "no Linux operating system found",
              "a directory without /etc/os-release")
+
+
+@pytest.mark.parametrize("where", ["missing-dir/x.json", "is-a-dir"])
+def test_output_that_cannot_be_written_is_one_line(disks: Path, tmp_path: Path,
+                                                   where: str) -> None:
+    """`check --output /missing-dir/x.json` was a traceback and exit 1; nothing is left behind."""
+    (tmp_path / "is-a-dir").mkdir()
+    out = tmp_path / where
+    proc = vmimage("check", str(disks / "blank.vhd"), "--role", "data", "--format", "json",
+                   "--output", str(out))
+    _refused(proc, str(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["is-a-dir"]
+    assert list((tmp_path / "is-a-dir").iterdir()) == []
+
+
+def test_report_file_is_written_whole(disks: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    proc = vmimage("check", str(disks / "blank.vhd"), "--role", "data", "--format", "json",
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["summary"]["verdict"] == "pass"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
