@@ -255,17 +255,21 @@ def _vhdx(tmp: Path) -> Path:
     return out
 
 
-def _vhdx_layout(path: Path) -> vhdx.Layout:
+def _vhdx_layout(path: Path) -> tuple[vhdx.Layout, list[vhdx.StoredBlock]]:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return vhdx.read_layout(lambda offset, n: os.pread(fd, n, offset), os.fstat(fd).st_size)
+        def read(offset: int, n: int) -> bytes:
+            return os.pread(fd, n, offset)
+
+        layout = vhdx.read_layout(read, os.fstat(fd).st_size)
+        return layout, list(vhdx.stored_blocks(read, layout))
     finally:
         os.close(fd)
 
 
 def _set_log_guid(path: Path, guid: uuid.UUID) -> None:
     """Set LogGuid (bytes 48-63) in the active header and recompute its CRC-32C (bytes 4-7)."""
-    offset = _vhdx_layout(path).header.offset
+    offset = _vhdx_layout(path)[0].header.offset
     with open(path, "rb") as f:
         f.seek(offset)
         header = bytearray(f.read(vhdx.HEADER_SIZE))
@@ -292,9 +296,9 @@ def vhdx_log_entry(tmp: Path) -> Path:
     then a 4 KiB data sector; a CRC-32C over the whole entry.
     """
     path = _vhdx(tmp)
-    layout = _vhdx_layout(path)
+    layout, stored = _vhdx_layout(path)
     guid, seq, size = uuid.uuid4(), 1, path.stat().st_size
-    target = layout.present_blocks()[0][1]
+    target = next(b.offset for b in stored if b.payload == 0)
     descriptor = struct.pack("<4sIQQQ", b"desc", *struct.unpack("<I", LOG_PAYLOAD[-4:]),
                              *struct.unpack("<Q", LOG_PAYLOAD[:8]), target, seq)
     sector = struct.pack("<4sI", b"data", seq >> 32) + LOG_PAYLOAD[8:-4] + \
@@ -323,14 +327,13 @@ def vhdx_cut_at_block(tmp: Path) -> Path:
     """The file ends exactly where the last payload block starts: every structure is whole,
     only the BAT says the file must be longer."""
     path = _vhdx(tmp)
-    layout = _vhdx_layout(path)
-    return _cut(path, max(offset for _, offset in layout.present_blocks()))
+    return _cut(path, max(block.offset for block in _vhdx_layout(path)[1]))
 
 
 def vhdx_cut_in_metadata(tmp: Path) -> Path:
     """The copy stopped inside the metadata region: the virtual size itself is gone."""
     path = _vhdx(tmp)
-    meta = _vhdx_layout(path).metadata_region
+    meta = _vhdx_layout(path)[0].metadata_region
     return _cut(path, meta.offset + 4096)
 
 
@@ -344,7 +347,7 @@ def vhdx_differencing(tmp: Path) -> Path:
     format 'vhdx'"), so the HasParent bit is set in the file parameters of qemu's VHDX (the
     metadata region has no checksum). pyvhdi then reports a differential disk."""
     path = _vhdx(tmp)
-    meta = _vhdx_layout(path).metadata_region
+    meta = _vhdx_layout(path)[0].metadata_region
     with open(path, "rb") as f:
         f.seek(meta.offset)
         region = f.read(meta.length)
@@ -464,6 +467,16 @@ def test_differencing_is_described_by_inspect(tmp_path: Path) -> None:
     assert isinstance(footer, dict) and footer["disk_type"] == "differencing"
 
 
+@pytest.mark.parametrize("build", [vhdx_cut_in_block, vhdx_cut_at_block, vhdx_cut_in_metadata,
+                                   vhdx_cut_in_headers])
+def test_qemu_refuses_truncated_vhdx_too(tmp_path: Path, build: Callable[[Path], Path]) -> None:
+    """qemu-img, an independent reader, finds each cut VHDX unusable as well: the files are
+    truncated, not misjudged by our BAT arithmetic."""
+    path = build(tmp_path)
+    res = run(["qemu-img", "info", "-f", "vhdx", str(path)], check=False)
+    assert res.returncode != 0, res.stdout
+
+
 # --- the VHDX log: qemu-img agrees it must be replayed, and replays it --------------------
 
 
@@ -483,7 +496,7 @@ def test_vhdx_log_replayed_by_qemu_then_converted(tmp_path: Path) -> None:
     path = vhdx_log_entry(tmp_path)
     run(["qemu-img", "check", "-q", "-r", "all", "-f", "vhdx", str(path)], check=False)
     run(["qemu-img", "info", "-f", "vhdx", str(path)])  # opens read-only: the log is replayed
-    assert not _vhdx_layout(path).header.log_pending
+    assert not _vhdx_layout(path)[0].header.log_pending
     assert inspect_json(path)["problems"] == []
     out = tmp_path / "out.vhd"
     vmimage_ok("vhd", "convert", path, out)

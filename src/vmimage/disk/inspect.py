@@ -2,7 +2,13 @@
 
 Every entry point that takes a disk file goes through :func:`inspect_disk`, so every command
 refuses the same bad inputs with the same one-line message: an empty file, a directory, an
-unreadable file, a truncated or corrupt footer, a BAT pointing past the end of the file.
+unreadable file, a truncated or corrupt footer, a BAT pointing past the end of the file, a
+VHDX cut short, a virtual size of 0.
+
+Some files can be described but not read truthfully: a differencing disk (its parent holds
+blocks), a VHDX whose log was never replayed, a dynamic VHD whose two footer copies disagree.
+``inspect_disk`` lists why among the problems; :func:`open_disk`, which every reader of the
+data uses, refuses them with that one line.
 """
 
 from __future__ import annotations
@@ -334,9 +340,12 @@ def _vhdx_layout(fd: int, path: Path, size: int, decoded: _Decoded) -> None:
     A file cut short is refused outright, as a truncated VHD is; a log never replayed is
     described by ``inspect`` and refused when the data is read.
     """
+    def read(offset: int, length: int) -> bytes:
+        return _pread(fd, path, length, offset)
+
     try:
-        layout = vhdx.read_layout(lambda offset, length: _pread(fd, path, length, offset), size)
-        layout.check_length(size)
+        layout = vhdx.read_layout(read, size)
+        vhdx.check_length(read, layout, size)
     except vhdx.VhdxTruncatedError as exc:
         raise InputError(path, str(exc)) from None
     except vhdx.VhdxFormatError as exc:

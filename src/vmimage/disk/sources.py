@@ -122,9 +122,9 @@ class DynamicVhdSource:
     def present_runs(self) -> Iterator[tuple[int, int, int]]:
         """``(virtual offset, file offset, length)`` of every run of present sectors, in order.
 
-        What a converter needs to copy a dynamic disk inside the kernel (``copy_file_range``)
-        instead of through Python: allocated blocks, cut where the block's bitmap says a
-        sector is absent (it reads as zeros, so it stays a hole), and at the virtual size.
+        What a converter needs to copy a dynamic disk from file offsets rather than through
+        ``read``: allocated blocks, cut where the block's bitmap says a sector is absent (it
+        reads as zeros, so it stays a hole), and at the virtual size.
         """
         bs = self.header.block_size
         for block, entry in enumerate(self.bat):

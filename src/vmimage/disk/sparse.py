@@ -97,8 +97,8 @@ def nonzero_runs(data: bytes | bytearray, block: int = BLOCK, end: int | None = 
         yield run_start, stop - run_start
 
 
-#: How much ``copy_nonzero`` reads at a time: small enough to stay in the CPU cache between the
-#: read and the zero scan.
+#: How much ``copy_nonzero`` reads at a time: small enough to stay in the CPU cache from the
+#: read through the zero scan to the write (4 MiB pieces cost 2.7 times the CPU, measured).
 SCAN_CHUNK = 256 * 1024
 
 
@@ -108,16 +108,17 @@ def copy_nonzero(src: int, dst: int, offset: int, length: int,
     block of the output that would hold only zeros. Returns ``(bytes read, bytes written)``.
 
     Holes of the source are skipped (SEEK_DATA), but data is not trusted to be non-zero: a
-    Disk2VHD disk, or a dynamic VHD whose blocks were allocated and then zeroed, stores GiBs
-    of zero bytes, and copying them makes an output as large as its virtual size where
-    qemu-img makes one of a few KiB (rulings: stored zero blocks become holes).
+    fixed VHD from Hyper-V, a Disk2VHD disk, or a dynamic VHD whose blocks were allocated and
+    then zeroed stores GiBs of zero bytes, and copying them made outputs as large as their
+    virtual size where qemu-img makes a few KiB (rulings: stored zero blocks become holes).
 
-    So each piece is read into one reused buffer and scanned, and only its non-zero runs are
-    copied, inside the kernel (``copy_file_range``) from the pages the read just cached:
-    writing the buffer back with ``pwrite`` cost more CPU than the kernel copy (measured), and
-    a fresh ``bytes`` per read costs page faults on new memory. Blocks are aligned to the
-    *output*: a dynamic VHD's blocks sit 512 bytes past a sector bitmap in its file, so
-    source alignment would split every output block.
+    So the data goes through user space, as in qemu-img and ``cp --sparse=always``: read into
+    one reused buffer, scanned, and only its non-zero runs written. That costs about 0.8 s of
+    CPU per GiB of data against 0.5 s for a blind ``copy_file_range`` (measured on this
+    project's machines); the kernel copy of the runs after the scan was no cheaper than
+    writing from the cache-hot buffer, and a fresh ``bytes`` per read costs page faults on new
+    memory. Blocks are aligned to the *output*: a dynamic VHD's blocks sit 512 bytes past a
+    sector bitmap in its file, so source alignment would split every output block.
     """
     shift = (offset if dst_offset is None else dst_offset) - offset
     size = SCAN_CHUNK
@@ -139,32 +140,10 @@ def copy_nonzero(src: int, dst: int, offset: int, length: int,
             if not buf.startswith(_ZERO_VIEW[:filled]):  # a memcmp, as in is_zero
                 for run, run_length in nonzero_runs(buf, BLOCK, filled):
                     first = max(run, lead)
-                    copy_range(src, dst, pos - lead + first, run + run_length - first,
-                               out - lead + first)
+                    os.pwrite(dst, view[first:run + run_length], out - lead + first)
                     written += run + run_length - first
             pos += step
     return read, written
-
-
-def copy_range(src: int, dst: int, offset: int, length: int, dst_offset: int | None = None) -> None:
-    """Copy ``length`` bytes inside the kernel (``copy_file_range``), falling back to pread/pwrite."""
-    out = offset if dst_offset is None else dst_offset
-    remaining = length
-    try:
-        while remaining:
-            n = os.copy_file_range(src, dst, remaining, offset, out)
-            if n == 0:
-                raise OSError(errno.EIO, "copy_file_range copied nothing: source shorter than expected")
-            offset, out, remaining = offset + n, out + n, remaining - n
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-        while remaining:
-            chunk = os.pread(src, min(remaining, len(ZERO_CHUNK)), offset)
-            if not chunk:
-                raise OSError(errno.EIO, "source shorter than expected") from exc
-            os.pwrite(dst, chunk, out)
-            offset, out, remaining = offset + len(chunk), out + len(chunk), remaining - len(chunk)
 
 
 def try_reflink(src: int, dst: int) -> bool:
