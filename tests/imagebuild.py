@@ -1107,15 +1107,11 @@ def _mkfs_ext4(disk: Path, offset: int, size: int, fs_uuid: str, label: str,
     run([*cmd, disk, f"{size // KiB}k"])
 
 
-def _loop_mount(image: Path, mnt: Path, attempts: int = 4) -> None:
-    """``mount -o loop``, tried again when it fails: two workers that pick a free loop device
-    at the same moment can both get the same one, and the loser's mount then fails with
-    "wrong fs type" (seen under pytest -n 2 while other tests set up loop devices)."""
-    for attempt in range(attempts):
-        proc = run(["mount", "-o", "loop", image, mnt], check=attempt == attempts - 1)
-        if proc.returncode == 0:
-            return
-        time.sleep(0.5 * (attempt + 1))
+def _loop_mount(image: Path, mnt: Path) -> None:
+    """``mount -o loop,nouuid``: the image builder gives a layout's root the same UUID every
+    time, and XFS refuses to mount a second filesystem with a UUID already mounted ("duplicate
+    UUID", seen when two pytest workers build XFS roots at once)."""
+    run(["mount", "-o", "loop,nouuid", image, mnt])
 
 
 def _mkfs_xfs(disk: Path, offset: int, size: int, fs_uuid: str, label: str,
