@@ -30,12 +30,15 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+def timed(cmd: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...] = (0, 1),
+          expect: bytes = b"") -> float:
+    """Wall time of ``cmd``; it must exit with one of ``ok`` and print ``expect`` (a peer that
+    fails fast must not pass for a fast peer)."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, env={**os.environ, **(env or {})},
                           check=False, stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in ok or expect not in proc.stdout:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-800:]}")
     return elapsed
 
@@ -64,7 +67,7 @@ def main() -> None:
         if args.cold:
             drop_caches()
         cli_times.append(timed([sys.executable, "-m", "vmimage", "check", str(image),
-                                "--format", "json"]))
+                                "--format", "json"], expect=b'"verdict": "pass"'))
 
     peer_times = []
     if shutil.which("virt-inspector"):
@@ -72,7 +75,8 @@ def main() -> None:
             if args.cold:
                 drop_caches()
             peer_times.append(timed(["virt-inspector", "--format=vpc", "-a", str(image)],
-                                    {"LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}))
+                                    {"LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}, ok=(0,),
+                                    expect=b"<operatingsystem>"))
 
     med = statistics.median
     print(f"| measure | {'cold' if args.cold else 'warm'} cache |\n|---|---|")

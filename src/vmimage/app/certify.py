@@ -191,13 +191,17 @@ def _image(loaded: LoadedManifest, sku: Sku, index: int, profile: Profile,
     return image
 
 
-def certify_offer(manifest: str | Path, profile: Profile, progress: Log | None = None
+def certify_offer(manifest: str | Path, profile_name: str, progress: Log | None = None
                   ) -> Certification:
     """Validate the offer and check every local disk of every SKU version.
 
     Raises:
-        InputError: the manifest cannot be read, or does not have the manifest's shape.
+        InputError: the manifest cannot be read, or does not have the manifest's shape; or
+            the profile is unknown.
     """
+    from vmimage.app.catalog import profile as load_profile
+
+    profile = load_profile(profile_name)
     loaded = load_manifest(manifest)
     started = datetime.now(UTC)
     lines: list[str] = []

@@ -20,6 +20,7 @@ from vmimage.disk.inspect import RAW
 from vmimage.errors import InputError, UnsupportedError
 from vmimage.facts import Facts
 from vmimage.report.model import Report
+from vmimage.rules import Subject
 from vmimage.targets.base import Target
 from vmimage.targets.open import open_target
 
@@ -89,7 +90,7 @@ def check_target(spec: str, profile_name: str, role: str = "os-linux",
         InputError: the target cannot be opened, holds no operating system for an OS role
             (or one for a data disk), or ``only`` names an unknown rule.
     """
-    policy = load_profile(profile_name)
+    policy = load_profile(profile_name, (Subject.DISK, Subject.SYSTEM))
     started = datetime.now(UTC)
     clock = time.perf_counter()
     target = open_target(spec)

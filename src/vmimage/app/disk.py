@@ -50,7 +50,7 @@ def validate_disk(path: str | os.PathLike[str], role: str, profile_name: str) ->
     need the image's partitions and are ``check``'s.
     """
     info = inspect_disk(path)
-    ctx = CheckContext(profile=load_profile(profile_name), role=role, disk=info,
+    ctx = CheckContext(profile=load_profile(profile_name, (Subject.DISK,)), role=role, disk=info,
                        capabilities=frozenset({"disk"}))
     return run_rules(rules_for(Subject.DISK, role=role), ctx)
 
@@ -67,7 +67,7 @@ def check_uploadable(path: str | os.PathLike[str], allow_any: bool) -> int:
     else:
         info = inspect_disk(path)
         size = info.file_size
-        ctx = CheckContext(profile=load_profile(DEFAULT_PROFILE), role="data", disk=info,
+        ctx = CheckContext(profile=load_profile(DEFAULT_PROFILE, (Subject.DISK,)), role="data", disk=info,
                            capabilities=frozenset({"disk"}))
         metas = rules_for(Subject.DISK, ids=FORMAT_CHECKS)
         failed = [f for f in run_rules(metas, ctx) if f.status is Status.FAIL]

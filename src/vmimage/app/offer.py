@@ -13,6 +13,7 @@ from vmimage.offer.probe import probe_disk
 from vmimage.offer.rules import validate_offer
 from vmimage.offer.sas import redact_finding
 from vmimage.offer.urls import SkuUrls
+from vmimage.rules import Subject
 
 
 def validate(manifest: str | os.PathLike[str], profile_name: str,
@@ -23,7 +24,7 @@ def validate(manifest: str | os.PathLike[str], profile_name: str,
     Raises:
         InputError: a manifest file cannot be read at all (missing, not UTF-8, too large).
     """
-    policy = load_profile(profile_name)
+    policy = load_profile(profile_name, (Subject.MANIFEST,))
     loaded = load_manifest(manifest)
     published = load_manifest(previous) if previous is not None else None
     findings = validate_offer(loaded, policy, published, probe_disk if open_disks else None)

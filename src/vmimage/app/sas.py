@@ -7,6 +7,7 @@ from datetime import datetime
 
 from vmimage.app.catalog import profile as load_profile
 from vmimage.findings import Finding
+from vmimage.rules import Subject
 from vmimage.storage.sas import CreatedSas, create_sas
 from vmimage.storage.sas_rules import verify_sas
 
@@ -22,11 +23,12 @@ def create(url_text: str, profile_name: str, blob_scope: bool = False, days: int
         InputError: the URL, the credentials or the request cannot be used (one line, the
             signature never shown).
     """
-    return create_sas(url_text, load_profile(profile_name), blob_scope=blob_scope, days=days,
+    policy = load_profile(profile_name, (Subject.SAS_URI,))
+    return create_sas(url_text, policy, blob_scope=blob_scope, days=days,
                       user_delegation=user_delegation)
 
 
 def verify(uris: list[str], profile_name: str, online: bool = True,
            now: datetime | None = None, timeout: float = 30.0) -> list[Finding]:
     """One finding per SAS rule per URI (``online=False``: the blob is not opened)."""
-    return verify_sas(uris, load_profile(profile_name), online, now, timeout)
+    return verify_sas(uris, load_profile(profile_name, (Subject.SAS_URI,)), online, now, timeout)

@@ -22,6 +22,7 @@ from vmimage.offer.rules import validate_offer
 from vmimage.offer.sas import read_tokens, redact_finding
 from vmimage.offer.submission import Rendered
 from vmimage.privatefile import private_dir, write_private
+from vmimage.rules import Subject
 
 __all__ = ["FORMATS", "Rendered", "Submission", "render", "request_line", "write"]
 
@@ -55,7 +56,7 @@ def render(manifest: str | os.PathLike[str], fmt: str, profile_name: str,
         raise InputError("--sas-env/--sas-file", "the classic request names blobs in your own "
                                                  "storage account: it takes no SAS tokens")
     loaded = load_manifest(manifest)
-    findings = validate_offer(loaded, load_profile(profile_name), probe=None)
+    findings = validate_offer(loaded, load_profile(profile_name, (Subject.MANIFEST,)), probe=None)
     failed = [redact_finding(f) for f in findings
               if f.status is Status.FAIL and f.check_id not in _LOCAL_ONLY]
     if failed:

@@ -30,7 +30,7 @@ def check(
 
     choice("--format", "format", fmt, FORMATS)
     choice("--role", "role", role, ROLES)
-    report = check_target(target, profile_option(profile).name, role, only)
+    report = check_target(target, profile_option(profile), role, only)
     if output is None:
         text = render(report, fmt, color=sys.stdout.isatty())
         print(text, end="" if text.endswith("\n") else "\n")

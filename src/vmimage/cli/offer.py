@@ -35,16 +35,16 @@ def validate(
     from vmimage.report.console import console, render_findings, summary_line
 
     chosen = profile_option(profile)
-    findings = validate_manifest(manifest, chosen.name, previous, open_disks=not no_disks)
+    findings = validate_manifest(manifest, chosen, previous, open_disks=not no_disks)
     if as_json:
         counts = {s: sum(1 for f in findings if str(f.status) == s)
                   for s in ("pass", "fail", "warning", "skip")}
-        print(json.dumps({"manifest": str(manifest), "profile": chosen.name,
+        print(json.dumps({"manifest": str(manifest), "profile": chosen,
                           "counts": counts, "findings": [f.to_dict() for f in findings]},
                          indent=2))
     else:
         out = console()
-        out.print(render_findings(findings, f"{manifest} ({chosen.name})"))
+        out.print(render_findings(findings, f"{manifest} ({chosen})"))
         out.print(summary_line(findings))
     return worst_exit_code(findings)
 

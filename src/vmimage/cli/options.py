@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vmimage.errors import InputError
-from vmimage.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
+from vmimage.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from vmimage.units import parse_size
 
 URL_ARG_HELP = ("Blob URL (a SAS may ride in its query), or @FILE to read it from a file, which "
@@ -27,8 +27,7 @@ def choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def profile_option(name: str) -> Profile:
-    """The named profile, validated against the rule registry (one-line error otherwise)."""
-    from vmimage.app.catalog import profile
-
-    return profile(name)
+def profile_option(name: str) -> str:
+    """The profile's name when it is a bundled one (one-line error otherwise); the use case
+    loads it and validates it against the rules it runs."""
+    return choice("--profile", "profile", name, PROFILE_NAMES)

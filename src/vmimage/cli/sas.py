@@ -47,7 +47,7 @@ def create(
     from vmimage.privatefile import write_private
     from vmimage.report.console import console
 
-    made = create(blob_url, profile_option(profile).name, blob_scope=not container, days=days,
+    made = create(blob_url, profile_option(profile), blob_scope=not container, days=days,
                   user_delegation=user_delegation)
     if output is not None:
         write_private(output, made.url.url + "\n")
@@ -80,13 +80,13 @@ def verify(
 
     texts = _collect(uris or [])
     chosen = profile_option(profile)
-    findings = verify(texts, chosen.name, online=not offline)
+    findings = verify(texts, chosen, online=not offline)
     if as_json:
-        print(json.dumps({"profile": chosen.name, "uris": len(texts),
+        print(json.dumps({"profile": chosen, "uris": len(texts),
                           "findings": [f.to_dict() for f in findings]}, indent=2))
     else:
         out = console()
-        out.print(render_findings(findings, f"SAS URIs ({chosen.name})"))
+        out.print(render_findings(findings, f"SAS URIs ({chosen})"))
         out.print(summary_line(findings))
     return worst_exit_code(findings)
 

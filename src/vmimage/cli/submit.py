@@ -49,7 +49,7 @@ def render(
     from vmimage.report.console import describe_evidence
 
     choice("--format", "format", fmt, FORMATS)
-    result = submit.render(manifest, fmt, profile_option(profile).name, sas_env, sas_file)
+    result = submit.render(manifest, fmt, profile_option(profile), sas_env, sas_file)
     if result.failed:
         for f in result.failed:
             where = "; ".join(describe_evidence(e) for e in f.evidence)

@@ -11,7 +11,6 @@ import typer
 
 from vmimage.cli.options import URL_ARG_HELP
 from vmimage.errors import InputError
-from vmimage.report.console import console
 from vmimage.units import format_size
 
 
@@ -59,6 +58,8 @@ def upload(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     elif not quiet:
+        from vmimage.report.console import console
+
         out = console()
         state = "already complete" if result.already_complete and not result.sent_bytes else (
             "resumed" if result.resumed else "uploaded")
@@ -88,6 +89,8 @@ class _ProgressBar:
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
+
+        from vmimage.report.console import console
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                              TransferSpeedColumn(), TimeRemainingColumn(),

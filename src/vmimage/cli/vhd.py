@@ -110,12 +110,12 @@ def validate(
 
     choice("--role", "role", role, ROLES)
     chosen = profile_option(profile)
-    findings = validate_disk(file, role, chosen.name)
+    findings = validate_disk(file, role, chosen)
     if as_json:
-        print(json.dumps({"file": str(file), "role": role, "profile": chosen.name,
+        print(json.dumps({"file": str(file), "role": role, "profile": chosen,
                           "findings": [f.to_dict() for f in findings]}, indent=2))
     else:
         out = console()
-        out.print(render_findings(findings, f"{file} as {role} ({chosen.name})"))
+        out.print(render_findings(findings, f"{file} as {role} ({chosen})"))
         out.print(summary_line(findings))
     return worst_exit_code(findings)

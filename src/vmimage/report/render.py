@@ -6,21 +6,15 @@ in :data:`_RENDERERS`; the CLI only chooses by name and writes the string.
 
 from __future__ import annotations
 
+import importlib
 import io
 import shutil
-from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
 
 from vmimage.errors import InputError
-from vmimage.report import (
-    FORMATS,
-    html,
-    json_report,
-    junit,
-    sarif,
-)
+from vmimage.report import FORMATS
 from vmimage.report.console import printable, render_findings, summary_line
 from vmimage.report.model import Report
 from vmimage.units import format_size
@@ -40,7 +34,9 @@ def render(report: Report, fmt: str, *, color: bool = False, width: int | None =
         return render_text(report, color=color, width=width)
     if fmt not in _RENDERERS:
         raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
-    return _RENDERERS[fmt](report)
+    module, function = _RENDERERS[fmt]
+    text: str = getattr(importlib.import_module(module), function)(report)
+    return text
 
 
 def render_text(report: Report, *, color: bool = False, width: int | None = None) -> str:
@@ -74,9 +70,10 @@ def verdict(report: Report) -> str:
     return f"[{style[report.verdict]}]{escape(word)}[/] {escape(rest)}"
 
 
-_RENDERERS: dict[str, Callable[[Report], str]] = {
-    "json": json_report.render_json,
-    "junit": junit.render_junit,
-    "sarif": sarif.render_sarif,
-    "html": html.render_html,
+#: format -> (module, function): imported when chosen, so a JSON report never loads jinja2.
+_RENDERERS: dict[str, tuple[str, str]] = {
+    "json": ("vmimage.report.json_report", "render_json"),
+    "junit": ("vmimage.report.junit", "render_junit"),
+    "sarif": ("vmimage.report.sarif", "render_sarif"),
+    "html": ("vmimage.report.html", "render_html"),
 }
