@@ -11,7 +11,7 @@ several rounds and side by side (the tools take turns inside each round), by:
 
 With ``--input dynamic`` the same disk is first made a dynamic VHD by qemu-img (untimed), and
 vmimage and qemu-img convert that instead: vmimage's other path, which walks its own BAT and
-copies the runs of present sectors with ``copy_file_range``.
+reads the runs of present sectors and writes only their non-zero 4 KiB blocks (stored zeros become holes, as qemu-img makes them).
 
 Every tool is timed twice: "page cache", the command alone, and "durable", the command plus an
 ``fdatasync`` of its output, so that the data is on disk. None of the tools flushes the data
