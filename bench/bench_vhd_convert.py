@@ -10,8 +10,9 @@ several rounds and side by side (the tools take turns inside each round), by:
 - ``cp --sparse=always``: copying the data at all costs at least this much.
 
 With ``--input dynamic`` the same disk is first made a dynamic VHD by qemu-img (untimed), and
-vmimage and qemu-img convert that instead: vmimage's other path, which walks its own BAT and
-reads the runs of present sectors and writes only their non-zero 4 KiB blocks (stored zeros become holes, as qemu-img makes them).
+vmimage and qemu-img convert that instead: vmimage's other path, which walks its own BAT,
+reads the runs of present sectors and writes only their non-zero 4 KiB blocks (stored zeros
+become holes, as qemu-img makes them).
 
 Every tool is timed twice: "page cache", the command alone, and "durable", the command plus an
 ``fdatasync`` of its output, so that the data is on disk. None of the tools flushes the data
