@@ -3,7 +3,7 @@
 
 Side by side, one after the other, each into a fresh blob:
 
-- ``vmimage upload --no-md5`` and ``vmimage upload`` (whole-blob MD5 computed while uploading),
+- ``vmimage upload`` and ``vmimage upload --put-md5`` (whole-blob MD5 computed while uploading),
   through the CLI as a user runs it;
 - the Azure SDK's own ``upload_blob(blob_type="PageBlob")``, which reads and zero-checks every
   byte of the 30 GiB (in a child process with a time limit; ``--sdk-timeout``);
@@ -146,8 +146,8 @@ def main() -> None:
             az.blob(container, f"{name}.vhd").delete_blob()
             return took
 
-        fast = vmimage("nomd5", "--no-md5")
-        with_md5 = vmimage("md5")
+        fast = vmimage("nomd5")
+        with_md5 = vmimage("md5", "--put-md5")
         if args.azcopy:
             from azure.storage.blob import generate_container_sas
 

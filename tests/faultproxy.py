@@ -2,14 +2,22 @@
 
 It forwards every request to the upstream server and can, on purpose: answer the next N
 matching requests with 503 (a busy service), hold matching requests until the client hangs up
-(a stalled network: the client's timeout fires, or the test SIGKILLs the client), and count the
-Put Page bytes that really reach the server. Plain HTTP on 127.0.0.1 only (rulings: the proxy
+(a stalled network: the client's timeout fires, or the test SIGKILLs the client), flip one byte
+in the body of the next N Put Page calls (a corrupting network), and count the Put Page bytes
+that really reach the server.
+
+Azure checks a Put Page body against its transactional ``Content-MD5`` header and answers
+400 ``Md5Mismatch``; Azurite 3.35 does not check it at all (its handler leaves it as a TODO).
+So the proxy plays Azure's part: a Put Page whose body does not match its ``Content-MD5``
+is answered 400 ``Md5Mismatch`` and never forwarded. Plain HTTP on 127.0.0.1 only (rulings: the proxy
 runs over HTTP). The client talks to it through path-style URLs, so the shared-key signature,
 which covers the path and not the host, stays valid.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import select
 import socket
@@ -53,6 +61,9 @@ class FaultProxy:
         self._fail: list[tuple[Callable[[str, dict[str, list[str]]], bool], int, int]] = []
         self._stall_after: int | None = None
         self._hold_next = 0
+        self._corrupt_next = 0
+        self.corrupted = 0  # Put Page bodies flipped on purpose
+        self.md5_rejected = 0  # Put Page calls refused for a Content-MD5 mismatch
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,6 +102,11 @@ class FaultProxy:
         with self.cond:
             self._hold_next = count
 
+    def corrupt_next_pages(self, count: int) -> None:
+        """Flip one bit in the body of the next ``count`` Put Page calls, as a bad link would."""
+        with self.cond:
+            self._corrupt_next = count
+
     def wait_for(self, predicate: Callable[[FaultProxy], bool], timeout: float = 120) -> None:
         """Block until ``predicate(self)`` holds (checked on every change)."""
         with self.cond:
@@ -107,6 +123,7 @@ class FaultProxy:
             self.page_bytes = self.page_puts = 0
             self._stall_after = None
             self._hold_next = 0
+            self._corrupt_next = 0
             self._fail.clear()
 
     def close(self) -> None:
@@ -153,9 +170,17 @@ class FaultProxy:
         query = parse_qs(parts.query)
         comp = query.get("comp", [None])[0]
         action, status = self._decide(h.command, query)
-        if action == "fail":
+        if action == "forward" and is_put_page(h.command, query):
+            body = self._maybe_corrupt(body)
+            if not _md5_matches(h.headers.get("Content-MD5"), body):
+                action, status = "md5", 400
+                with self.cond:
+                    self.md5_rejected += 1
+                    self.inflight -= 1
+                    self.page_inflight -= 1
+        if action in ("fail", "md5"):
             h.send_response(status)
-            h.send_header("x-ms-error-code", "ServerBusy")
+            h.send_header("x-ms-error-code", "ServerBusy" if action == "fail" else "Md5Mismatch")
             h.send_header("Content-Length", "0")
             h.end_headers()
             self._record(Seen(h.command, parts.path, comp, len(body), f"injected {status}"))
@@ -195,6 +220,16 @@ class FaultProxy:
         except OSError:
             h.close_connection = True
 
+    def _maybe_corrupt(self, body: bytes) -> bytes:
+        with self.cond:
+            if self._corrupt_next <= 0 or not body:
+                return body
+            self._corrupt_next -= 1
+            self.corrupted += 1
+        flipped = bytearray(body)
+        flipped[len(flipped) // 2] ^= 0x01
+        return bytes(flipped)
+
     def _forward(self, h: BaseHTTPRequestHandler, body: bytes
                  ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         conn = http.client.HTTPConnection(*self.upstream, timeout=120)
@@ -208,6 +243,13 @@ class FaultProxy:
             return resp.status, resp.reason, resp.getheaders(), data
         finally:
             conn.close()
+
+
+def _md5_matches(header: str | None, body: bytes) -> bool:
+    """Azure's check of a transactional Content-MD5 (no header: nothing to check)."""
+    if not header:
+        return True
+    return base64.b64encode(hashlib.md5(body).digest()).decode() == header.strip()
 
 
 def _wait_for_hangup(sock: socket.socket) -> None:

@@ -94,3 +94,57 @@ def run_bounded(fn: Callable[[], object], *, seconds: float = DEFAULT_SECONDS,
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM:
         return Ending("timeout", f"over {seconds:g} s", took)
     return Ending("killed", f"wait status {status}", took)
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """What ``vmimage ARGS`` did in a bounded child: exit code (None: it did not exit by
+    itself), its output and how it ended."""
+
+    code: int | None
+    stdout: str
+    stderr: str
+    ending: Ending
+
+
+def run_cli_bounded(args: list[str], *, seconds: float = 60.0,
+                    memory: int = 2048 * MiB) -> CliRun:
+    """Run ``vmimage ARGS`` as its console script does, in a forked child (no interpreter start:
+    hundreds of runs stay cheap), with stdin closed and stdout/stderr captured."""
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        codes: list[int] = []
+
+        def call() -> None:
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+            sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the child's own streams
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            sys.argv = ["vmimage", *args]
+            from vmimage.cli import main
+
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.write(err.fileno(), f"\n\0EXIT {code}\n".encode())
+                raise SystemExit(code) from None
+
+        ending = run_bounded(call, seconds=seconds, memory=memory)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        raw_err = err.read().decode("utf-8", "replace")
+    stderr, _, tail = raw_err.rpartition("\n\0EXIT ")
+    if tail:
+        codes.append(int(tail.strip()))
+    else:
+        stderr = raw_err
+    return CliRun(codes[0] if codes else None, stdout, stderr, ending)

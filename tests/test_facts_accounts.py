@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from vmimage.facts._includes import IncludeError
 from vmimage.facts.accounts import read_sudoers, read_users
 from vmimage.targets.rootdir import RootDirTarget
 
@@ -182,11 +183,14 @@ def test_debian_sudoers_with_includedir(tmp_path):
 def test_old_style_and_relative_includes(tmp_path):
     put(tmp_path, "/etc/sudoers", "#include sudoers.local\n#includedir /etc/sudoers.d\n"
                                   "# include /etc/not-an-include\n")
-    put(tmp_path, "/etc/sudoers.local", "Defaults:alice targetpw\n@include /etc/sudoers.local\n")
+    put(tmp_path, "/etc/sudoers.local", "Defaults:alice targetpw\n")
     (tmp_path / "etc/sudoers.d").mkdir()
     os.symlink("/etc/sudoers.local", tmp_path / "etc/sudoers.d/linked")
     lines = read_sudoers(RootDirTarget(tmp_path))
-    # the self-include recurses until sudo's depth limit; every copy is the same line
     assert {(line.path, line.line, line.text) for line in lines} == {
         ("/etc/sudoers.local", 1, "Defaults:alice targetpw"),
         ("/etc/sudoers.d/linked", 1, "Defaults:alice targetpw")}
+    # a self-include: sudo stops at its depth limit with a parse error and does not run
+    put(tmp_path, "/etc/sudoers.local", "Defaults:alice targetpw\n@include /etc/sudoers.local\n")
+    with pytest.raises(IncludeError, match=r"cycle: /etc/sudoers\.local -> /etc/sudoers\.local"):
+        read_sudoers(RootDirTarget(tmp_path))

@@ -227,3 +227,33 @@ def test_fuzz_structures(value: object) -> None:
     out = StringIO()
     YAML(typ="safe", pure=True).dump({"publisher": "p", "offer": value, "skus": [value]}, out)
     _check_no_crash(out.getvalue())
+
+
+# -- hostile manifests (issue 17) -----------------------------------------------------------
+
+
+def test_an_integer_of_thousands_of_digits_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    text = GOOD.replace("{lun: 0, url:", "{lun: " + "9" * 5000 + ", url:", 1)
+    [(line, message)] = messages(write(tmp_path, text))
+    assert line == 19 and "an integer of 5000 digits" in message
+
+
+def test_a_lone_surrogate_is_refused_with_its_line(tmp_path: Path) -> None:
+    text = GOOD.replace("title: Contoso Web Server", 'title: "Contoso \\ud800 Web"')
+    [(line, message)] = messages(write(tmp_path, text))
+    assert line == 4 and "lone surrogate" in message
+
+
+def test_a_password_in_a_disk_url_is_refused_and_never_repeated(tmp_path: Path) -> None:
+    url = "https://user:hunter2secret@contosovhds.blob.core.windows.net/vhds/web-1.0.0-os.vhd"
+    text = GOOD.replace("https://contosovhds.blob.core.windows.net/vhds/web-1.0.0-os.vhd", url)
+    text = text.replace("container_url: https://contosovhds",
+                        "container_url: https://u:pw2secret@contosovhds")
+    path = write(tmp_path, text)
+    found = messages(path)
+    assert {line for line, _ in found} == {6, 17}
+    assert all("user name or password" in m for _, m in found)
+    loaded = load_manifest(path)
+    shown = repr([(p.message, p.evidence) for p in loaded.problems])
+    assert "hunter2secret" not in shown and "pw2secret" not in shown
+    assert "REDACTED@" in shown

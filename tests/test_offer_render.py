@@ -365,3 +365,16 @@ def test_vendored_schemas_match_shared_copy() -> None:
     ours = Path(__file__).resolve().parent.parent / "src/vmimage/schemas/partner-center"
     for path in shared.glob("*.json"):
         assert (ours / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_a_password_in_a_disk_url_never_reaches_a_submission(tmp_path: Path) -> None:
+    text = GOOD.replace("https://contosovhds.blob.core.windows.net/vhds/web-1.0.0-os.vhd",
+                        "https://u:hunter2secret@contosovhds.blob.core.windows.net/vhds/x.vhd")
+    out = tmp_path / "out"
+    for fmt in ("classic-xml", "partner-center"):
+        res = run_cli("submit", "render", write(tmp_path, text), "--format", fmt, "--output",
+                      out)
+        assert res.code != 0 and "user name or password" in res.stderr
+        assert "hunter2secret" not in res.stdout + res.stderr
+    assert not out.exists() or not any("hunter2secret" in f.read_text()
+                                       for f in out.rglob("*") if f.is_file())

@@ -372,3 +372,12 @@ def test_profile_severity_overrides_rule_default(tmp_path: Path) -> None:
                         "[a1, a2, a3, a4, a5, a6, a7]")
     findings = validate_offer(load_manifest(write(tmp_path, text)), profile, probe=None)
     assert [f.status for f in bad(findings, "OFFER-SIZES")] == [Status.WARNING]
+
+
+@pytest.mark.parametrize("char", ["\\u202e", "\\u2066", "\\u200f", "\\e", "\\x85"])
+def test_titles_refuse_bidi_and_control_characters(tmp_path: Path, char: str) -> None:
+    """U+202E shows "Contoso gpj.exe" as "Contoso exe.jpg": OFFER-TEXT refuses it (``char``
+    is a YAML escape: a raw control character is already a YAML syntax error)."""
+    text = GOOD.replace("title: Contoso Web Server", f'title: "Contoso {char}Web"')
+    [problem] = bad(run(tmp_path, text), "OFFER-TEXT")
+    assert problem.message.startswith("offer.title holds a")

@@ -161,7 +161,7 @@ def test_chs_geometry_invariants(size: int) -> None:
 def test_bat_round_trip(entries: list[int]) -> None:
     raw = vhd.pack_bat(entries)
     assert len(raw) % vhd.SECTOR == 0
-    assert vhd.unpack_bat(raw, len(entries)) == entries
+    assert list(vhd.unpack_bat(raw, len(entries))) == entries
     assert raw[len(entries) * 4:] == b"\xff" * (len(raw) - len(entries) * 4)
 
 

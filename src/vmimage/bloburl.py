@@ -20,6 +20,7 @@ messages never repeat the URL (it may hold a signature); callers that show a URL
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
@@ -109,7 +110,30 @@ def _split(text: str, source: str) -> SplitResult:
         raise InputError(source, "is not a valid URL") from None
     if "@" in parts.netloc:
         raise InputError(source, "a blob URL carries no user name or password")
+    if parts.netloc and not _valid_netloc(parts.netloc):
+        raise InputError(source, "is not a valid URL (its host is neither a name nor an IP "
+                                 "address)")
     return parts
+
+
+#: A host name: labels of letters, digits, ``-`` and ``_``, dot-separated.
+_NAME = re.compile(r"[\w-]+(?:\.[\w-]+)*\.?")
+_PORT = re.compile(r"(?::[0-9]{0,5})?")
+
+
+def _valid_netloc(netloc: str) -> bool:
+    """Whether ``host[:port]`` names a host: ``urlsplit`` lets ``[::1]x``, spaces or an escape
+    sequence through, which the HTTP library then chokes on or sends as they are."""
+    if netloc.startswith("["):
+        literal, bracket, port = netloc[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return False
+        return bool(bracket) and _PORT.fullmatch(port) is not None
+    host, _, port = netloc.partition(":")
+    return _NAME.fullmatch(host) is not None and _PORT.fullmatch(f":{port}" if port else "") \
+        is not None
 
 
 def _address(parts: SplitResult) -> BlobAddress:

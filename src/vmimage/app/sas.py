@@ -10,6 +10,7 @@ from vmimage.findings import Finding
 from vmimage.rules import Subject
 from vmimage.storage.sas import CreatedSas, create_sas
 from vmimage.storage.sas_rules import verify_sas
+from vmimage.storage.sas_rules.context import DEADLINE
 
 __all__ = ["CreatedSas", "create", "verify"]
 
@@ -29,6 +30,9 @@ def create(url_text: str, profile_name: str, blob_scope: bool = False, days: int
 
 
 def verify(uris: list[str], profile_name: str, online: bool = True,
-           now: datetime | None = None, timeout: float = 30.0) -> list[Finding]:
-    """One finding per SAS rule per URI (``online=False``: the blob is not opened)."""
-    return verify_sas(uris, load_profile(profile_name, (Subject.SAS_URI,)), online, now, timeout)
+           now: datetime | None = None, timeout: float = 30.0,
+           deadline: float = DEADLINE) -> list[Finding]:
+    """One finding per SAS rule per URI (``online=False``: the blob is not opened);
+    ``deadline`` seconds at most of network work per URI."""
+    return verify_sas(uris, load_profile(profile_name, (Subject.SAS_URI,)), online, now, timeout,
+                      deadline)

@@ -6,7 +6,9 @@ Exit codes: 0 all passed (warnings allowed), 1 a rule failed, 2 an input could n
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -35,24 +37,57 @@ app.command(name="upload")(upload.upload)
 app.add_typer(sas.app, name="sas")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program stands so that every cleanup an interrupt runs
+    (temporary files removed, a resumable upload's state kept) runs for it too."""
+
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _terminated
+    _terminated = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    raise Terminated
+
+
+def _stopped() -> NoReturn:
+    if _terminated:
+        print("vmimage: terminated", file=sys.stderr)
+        sys.exit(143)
+    print("vmimage: interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
+def _error_line(exc: BaseException | str) -> str:
+    """The one line an error prints: control and bidi characters from an image or a URL
+    shown escaped (they could hide text or rewrite the terminal), secrets redacted."""
+    from vmimage.report.console import printable
+    from vmimage.secrets import redact
+
+    return printable(redact(" ".join(str(exc).split("\n"))))
+
+
 def main() -> None:
     """Entry point: run the app and map errors to exit codes."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rc = app(standalone_mode=False, prog_name="vmimage")
     except VmimageError as exc:
-        print(f"vmimage: {exc}", file=sys.stderr)
+        print(f"vmimage: {_error_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        print("vmimage: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _stopped()
     except click_exceptions.ClickException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             sys.exit(0)  # the help is already printed: nothing was asked, nothing failed
         # One line, like every other input error: what is wrong and where to look.
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx is not None else "vmimage"
-        print(f"vmimage: {exc.format_message()} (see {where} --help)", file=sys.stderr)
+        print(f"vmimage: {_error_line(exc.format_message())} (see {where} --help)",
+              file=sys.stderr)
         sys.exit(2)
-    if rc == 130:  # typer turns Ctrl-C into Exit(130) before it reaches us
-        print("vmimage: interrupted", file=sys.stderr)
+    if rc == 130:  # typer turns Ctrl-C (and so SIGTERM) into Exit(130) before it reaches us
+        _stopped()
     sys.exit(rc if isinstance(rc, int) else 0)

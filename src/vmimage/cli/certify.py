@@ -60,7 +60,8 @@ def certify(
 
     cert = certify_offer(manifest, chosen, progress)
     write_package(cert, output)
-    print(f"{cert.verdict}: package in {output}/ (summary.txt, summary.html, summary.json)")
+    print(printable(f"{cert.verdict}: package in {output}/ (summary.txt, summary.html, "
+                    "summary.json)"))
     if upload:
         _upload(cert, output, container, progress)
     return 0 if cert.certified else 1

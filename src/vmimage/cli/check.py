@@ -38,5 +38,7 @@ def check(
         from vmimage.privatefile import write_public
 
         write_public(output, render(report, fmt))  # temp file then rename; one-line errors
-        print(f"{output}: {report.counts_line}")
+        from vmimage.report.console import printable
+
+        print(printable(f"{output}: {report.counts_line}"))
     return report.exit_code

@@ -58,9 +58,11 @@ def urls(manifest: ManifestArg, as_json: JsonOpt = False) -> int:
     if as_json:
         print(json.dumps([u.to_dict() for u in found], indent=2))
         return 0
+    from vmimage.report.console import printable
+
     labels = ("marketplace (2015 guide)", "portal (2015 guide)", "storefront (today)")
     for u in found:
-        print(u.sku)
+        print(printable(u.sku))
         for label, url in zip(labels, (u.marketplace, u.portal, u.storefront), strict=True):
-            print(f"  {label + ':':26} {url}")
+            print(printable(f"  {label + ':':26} {url}"))
     return 0

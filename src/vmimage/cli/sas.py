@@ -45,15 +45,16 @@ def create(
     """
     from vmimage.app.sas import create
     from vmimage.privatefile import write_private
-    from vmimage.report.console import console
+    from vmimage.report.console import console, printable
 
     made = create(blob_url, profile_option(profile), blob_scope=not container, days=days,
                   user_delegation=user_delegation)
     if output is not None:
         write_private(output, made.url.url + "\n")
-        console().print(f"{made.summary()}\nwritten to {output} (mode 0600)", markup=False)
+        console().print(printable(f"{made.summary()}\nwritten to {output} (mode 0600)"),
+                        markup=False)
     else:
-        console(stderr=True).print(made.summary(), markup=False)
+        console(stderr=True).print(printable(made.summary()), markup=False)
         print(made.url.url)
     return 0
 

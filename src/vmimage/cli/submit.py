@@ -67,7 +67,9 @@ def render(
         return 2
     if output is not None:
         for path in submit.write(rendered, output):
-            print(f"wrote {path}")
+            from vmimage.report.console import printable
+
+            print(printable(f"wrote {path}"))
     else:
         _print(rendered, fmt, tokens_given=bool(sas_env or sas_file))
     return 0

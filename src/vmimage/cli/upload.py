@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,20 +13,27 @@ from vmimage.cli.options import URL_ARG_HELP
 from vmimage.errors import InputError
 from vmimage.units import format_size
 
+if TYPE_CHECKING:
+    from vmimage.app.upload import UploadResult
+
 
 def upload(
     file: Annotated[Path, typer.Argument(help="A fixed VHD (whole MiB, valid footer).",
                                          readable=False)],
     blob_url: Annotated[str, typer.Argument(metavar="BLOB_URL", help=URL_ARG_HELP)],
     workers: Annotated[int, typer.Option(help="Parallel Put Page requests.")] = 8,
-    no_md5: Annotated[bool, typer.Option("--no-md5", help="Do not compute or set the "
-                                         "blob's Content-MD5.")] = False,
+    put_md5: Annotated[bool, typer.Option("--put-md5", help="Also hash the whole file and set "
+                                          "the blob's Content-MD5 (reads every data byte "
+                                          "again; as AzCopy's --put-md5).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Recreate the blob if it exists (a rerun "
                                             "without it resumes an interrupted upload).")
                          ] = False,
     allow_any: Annotated[bool, typer.Option("--allow-any", help="Upload a file that is not a "
                                             "valid fixed VHD (its length must still be a "
                                             "multiple of 512).")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Read the stored data ranges back "
+                                         "and compare them with the file; exit 1 on a "
+                                         "difference.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each response before "
                                            "retrying.")] = 120.0,
     retries: Annotated[int, typer.Option(help="Attempts per request on 500, 503, timeouts "
@@ -35,7 +42,8 @@ def upload(
                                         "summary (errors only).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> int:
-    """Upload a VHD as a page blob: only data ranges, in parallel, resumable, with MD5.
+    """Upload a VHD as a page blob: only data ranges, in parallel, resumable, every request
+    checked by its own MD5.
 
     Rerun the same command after an interruption to send only what is missing.
 
@@ -47,8 +55,8 @@ def upload(
 
     if retries < 1:
         raise InputError("--retries", "must be at least 1")
-    options = UploadOptions(workers=workers, md5=not no_md5, overwrite=overwrite,
-                            allow_any=allow_any, timeout=timeout,
+    options = UploadOptions(workers=workers, md5=put_md5, overwrite=overwrite,
+                            allow_any=allow_any, verify=verify, timeout=timeout,
                             policy=RetryPolicy(attempts=retries))
     if quiet or not sys.stderr.isatty():  # a bar in a log file is noise; errors stay one line
         result = upload_file(file, blob_url, options)
@@ -58,18 +66,31 @@ def upload(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     elif not quiet:
-        from vmimage.report.console import console
+        _summary(result)
+    if result.mismatch is not None:
+        from vmimage.report.console import printable
 
-        out = console()
-        state = "already complete" if result.already_complete and not result.sent_bytes else (
-            "resumed" if result.resumed else "uploaded")
-        out.print(f"{result.blob}: {state}; {format_size(result.sent_bytes)} sent "
-                  f"({format_size(result.data_bytes)} of data in {format_size(result.size)}, "
-                  f"{format_size(result.zero_bytes)} zero chunks skipped, "
-                  f"{format_size(result.present_bytes)} already there) in {result.seconds:.1f} s, "
-                  f"{result.retries} retries", markup=False)
-        out.print(f"Content-MD5: {result.content_md5 or 'not set (--no-md5)'}", markup=False)
+        print(f"vmimage: {printable(result.blob)}: {result.mismatch}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _summary(result: UploadResult) -> None:
+    """What was sent, what was already there, and the Content-MD5 (and --verify's verdict)."""
+    from vmimage.report.console import console, printable
+
+    out = console()
+    state = "already complete" if result.already_complete and not result.sent_bytes else (
+        "resumed" if result.resumed else "uploaded")
+    out.print(f"{printable(result.blob)}: {state}; {format_size(result.sent_bytes)} sent "
+              f"({format_size(result.data_bytes)} of data in {format_size(result.size)}, "
+              f"{format_size(result.zero_bytes)} zero chunks skipped, "
+              f"{format_size(result.present_bytes)} already there) in {result.seconds:.1f} s, "
+              f"{result.retries} retries", markup=False)
+    out.print(f"Content-MD5: {result.content_md5 or 'not set (--put-md5 sets it)'}",
+              markup=False)
+    if result.verified:
+        out.print("verified: the stored data ranges match the file", markup=False)
 
 
 class _ProgressBar:

@@ -53,7 +53,7 @@ def convert(
 ) -> int:
     """Convert an image to a sparse fixed VHD (holes are never written)."""
     from vmimage.app import disk as conv
-    from vmimage.report.console import console
+    from vmimage.report.console import console, printable
 
     if in_place:
         if out is not None or size is not None:
@@ -63,8 +63,8 @@ def convert(
         if out is None:
             raise InputError(str(src), "missing OUT (or use --in-place)")
         result = conv.convert(src, out, size_option(size) if size else None, force)
-    console().print(f"{result.output}: fixed VHD of {format_size(result.virtual_size)} "
-                    f"({result.method})")
+    console().print(f"{printable(str(result.output))}: fixed VHD of "
+                    f"{format_size(result.virtual_size)} ({result.method})", markup=False)
     return 0
 
 
@@ -76,10 +76,11 @@ def create(
 ) -> int:
     """Create an empty, sparse fixed VHD (an empty data disk)."""
     from vmimage.app import disk as conv
-    from vmimage.report.console import console
+    from vmimage.report.console import console, printable
 
     result = conv.create(out, size_option(size), force)
-    console().print(f"{result.output}: empty fixed VHD of {format_size(result.virtual_size)}")
+    console().print(f"{printable(str(result.output))}: empty fixed VHD of "
+                    f"{format_size(result.virtual_size)}", markup=False)
     return 0
 
 
@@ -90,10 +91,11 @@ def resize(
 ) -> int:
     """Grow a fixed VHD in place; shrink only when the cut tail holds zeros."""
     from vmimage.app import disk as conv
-    from vmimage.report.console import console
+    from vmimage.report.console import console, printable
 
     result = conv.resize(file, size_option(size))
-    console().print(f"{result.output}: {result.method}, now {format_size(result.virtual_size)}")
+    console().print(f"{printable(str(result.output))}: {result.method}, now "
+                    f"{format_size(result.virtual_size)}", markup=False)
     return 0
 
 

@@ -13,14 +13,13 @@ data uses, refuses them with that one line.
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmimage.disk import vhd, vhdx
+from vmimage.disk import qcow2, vhd, vhdx, vmdk
 from vmimage.disk.sources import (
     DiskSource,
     DynamicVhdSource,
@@ -31,6 +30,7 @@ from vmimage.disk.sources import (
 )
 from vmimage.disk.sparse import allocated_bytes
 from vmimage.errors import InputError, UnsupportedError
+from vmimage.inputs import open_input
 from vmimage.units import MiB
 
 RAW, VHD_FIXED, VHD_DYNAMIC, VHD_DIFF = "raw", "vhd-fixed", "vhd-dynamic", "vhd-differencing"
@@ -84,24 +84,13 @@ class DiskInfo:
 
 
 def _open_regular(path: Path) -> tuple[int, os.stat_result]:
-    """Open read-only; refuse directories, devices we cannot size, and unreadable files."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a disk image") from None
-    except PermissionError:
-        raise InputError(path, "cannot be read: permission denied") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot be opened: {os.strerror(exc.errno or errno.EIO)}") from None
+    """Open read-only; refuse directories, FIFOs, devices, empty and unreadable files.
+
+    Through :func:`vmimage.inputs.open_input`, which looks before it opens: a FIFO opened for
+    reading blocks until a writer comes, and hung every disk command (issue 17).
+    """
+    fd = open_input(path)
     st = os.fstat(fd)
-    if stat.S_ISDIR(st.st_mode):
-        os.close(fd)
-        raise InputError(path, "is a directory, not a disk image")
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise InputError(path, "is not a regular file")
     if st.st_size == 0:
         os.close(fd)
         raise InputError(path, "is empty (0 bytes): not a disk image")
@@ -153,8 +142,13 @@ def _detect(fd: int, path: Path, size: int, lenient: bool) -> tuple[str, vhd.Foo
 
 
 def _dynamic_layout(fd: int, path: Path, size: int, footer: vhd.Footer
-                    ) -> tuple[vhd.DynamicHeader, list[int]]:
-    """Read and check the dynamic header and the BAT against the file's real length."""
+                    ) -> tuple[vhd.DynamicHeader, Sequence[int]]:
+    """Read and check the dynamic header and the BAT against the file's real length.
+
+    Only the entries the virtual size needs are read, and never more than
+    :data:`vhd.MAX_BAT_ENTRIES`: a header claiming 2^32 - 1 entries over a sparse file once
+    unpacked them all (MemoryError, issue 17).
+    """
     end = size - vhd.FOOTER_SIZE
     if footer.data_offset + 1024 > end:
         raise InputError(path, f"dynamic header at offset {footer.data_offset} lies past the "
@@ -170,11 +164,16 @@ def _dynamic_layout(fd: int, path: Path, size: int, footer: vhd.Footer
     if header.max_table_entries * header.block_size < footer.current_size:
         raise InputError(path, f"BAT covers {header.max_table_entries * header.block_size} "
                                f"bytes, less than the virtual size {footer.current_size}")
-    bat = vhd.unpack_bat(_pread(fd, path, bat_bytes, header.table_offset),
-                         header.max_table_entries)
-    block_span = header.bitmap_size + header.block_size
+    needed = -(-footer.current_size // header.block_size)
+    if needed > vhd.MAX_BAT_ENTRIES:
+        raise InputError(path, f"a BAT of {needed} entries ({header.block_size}-byte blocks) "
+                               f"is more than the {vhd.MAX_BAT_ENTRIES} vmimage reads")
+    bat = vhd.unpack_bat(_pread(fd, path, needed * 4, header.table_offset), needed)
+    if len(bat) < needed:
+        raise InputError(path, f"BAT at offset {header.table_offset} is cut short")
+    last = (end - header.bitmap_size - header.block_size) // vhd.SECTOR  # the last usable entry
     for i, entry in enumerate(bat):
-        if entry != vhd.BAT_UNUSED and entry * vhd.SECTOR + block_span > end:
+        if last < entry != vhd.BAT_UNUSED:
             raise InputError(path, f"BAT entry {i} points past the end of the file (sector "
                                    f"{entry}, file is {size} bytes)")
     return header, bat
@@ -245,7 +244,7 @@ def _inspect(path: Path, keep_open: bool, lenient: bool) -> tuple[DiskInfo, Disk
     return info, None
 
 
-_Layout = tuple[vhd.DynamicHeader, list[int]] | None
+_Layout = tuple[vhd.DynamicHeader, Sequence[int]] | None
 
 
 @dataclass
@@ -297,7 +296,7 @@ def _decode(fd: int, path: Path, st: os.stat_result, lenient: bool) -> _Decoded:
         decoded.refusals.append(InputError(path, mismatch))
     header, bat = _dynamic_layout(fd, path, st.st_size, footer)
     info.dynamic_header = header
-    info.allocated_blocks = sum(1 for e in bat if e != vhd.BAT_UNUSED)
+    info.allocated_blocks = len(bat) - bat.count(vhd.BAT_UNUSED)
     decoded.layout = (header, bat)
     return decoded
 
@@ -372,9 +371,12 @@ def _open_libyal(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
     reader = FdReader(fd)
     fileobj = FileWindow(reader, 0, info.file_size)
     handle: Any  # pyqcow.file, pyvmdk.handle or pyvhdi.file: one read interface
+    ranges = None
     try:
         if fmt == QCOW2:
             import pyqcow
+
+            ranges = _qcow2_ranges(path, reader.read, info.file_size)
 
             handle = pyqcow.file()
             handle.open_file_object(fileobj)
@@ -385,6 +387,7 @@ def _open_libyal(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
         elif fmt == VMDK:
             import pyvmdk
 
+            ranges = _check_vmdk_extents(path, reader.read, info.file_size)
             handle = pyvmdk.handle()
             handle.open(str(path))
             handle.open_extent_data_files()
@@ -403,6 +406,53 @@ def _open_libyal(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
     except OSError as exc:
         raise InputError(path, f"cannot be read as {FORMAT_NAMES[fmt]}: "
                                f"{str(exc).splitlines()[0]}") from None
-    source = LibyalSource(str(path), fd, handle, reader)
+    source = LibyalSource(str(path), fd, handle, reader, ranges)
     info.virtual_size = source.size
     return source
+
+
+def _qcow2_ranges(path: Path, read: vmdk.Read, file_size: int
+                  ) -> Callable[[], Iterator[tuple[int, int]]]:
+    """The allocated ranges of a qcow2, from its own tables (see :mod:`vmimage.disk.qcow2`).
+
+    The header is judged now, so a refused feature (an external data file) stops the open;
+    the tables are walked when a converter asks, and a bad one is one line then.
+    """
+    try:
+        qcow2.read_header(read, file_size)
+    except qcow2.Qcow2Error as exc:
+        raise InputError(path, f"cannot be read as qcow2: {exc}") from None
+
+    def ranges() -> Iterator[tuple[int, int]]:
+        try:
+            yield from qcow2.allocated_ranges(read, file_size)
+        except qcow2.Qcow2Error as exc:
+            raise InputError(path, f"corrupt qcow2: {exc}") from None
+
+    return ranges
+
+
+def _check_vmdk_extents(path: Path, read: vmdk.Read, file_size: int
+                        ) -> Callable[[], Iterator[tuple[int, int]]] | None:
+    """Refuse a VMDK naming an extent outside its directory before libvmdk opens anything.
+
+    Returns the allocated ranges of a monolithic sparse VMDK (one extent: the file itself),
+    walked from its grain tables when a converter asks, or None (the zero scan).
+    """
+    try:
+        extents = vmdk.check_extents(path, read, file_size)
+    except vmdk.VmdkError as exc:
+        raise InputError(path, f"refusing this VMDK: {exc}") from None
+    itself = len(extents) == 1 and extents[0].kind == "SPARSE" and extents[0].file and \
+        os.path.realpath(path.parent / extents[0].file) == os.path.realpath(path)
+    if not itself:
+        return None
+
+    def ranges() -> Iterator[tuple[int, int]]:
+        try:
+            walk = vmdk.allocated_ranges(read, file_size)
+            yield from (walk if walk is not None else [(0, 2**63)])  # clipped to the disk
+        except vmdk.VmdkError as exc:
+            raise InputError(path, f"corrupt VMDK: {exc}") from None
+
+    return ranges

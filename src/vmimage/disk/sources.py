@@ -8,7 +8,7 @@ walks the holes). Each counts the bytes it reads, so benchmarks can say what a c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from vmimage.disk import vhd
@@ -63,7 +63,7 @@ class DynamicVhdSource:
     """A dynamic VHD: blocks located through the BAT, sectors present per the block's bitmap."""
 
     def __init__(self, path: str, fd: int, footer: vhd.Footer, header: vhd.DynamicHeader,
-                 bat: list[int]) -> None:
+                 bat: Sequence[int]) -> None:
         self.path, self.fd, self.footer, self.header, self.bat = path, fd, footer, header, bat
         self.size = footer.current_size
         self.bytes_read = 0
@@ -235,14 +235,18 @@ class FileWindow:
 class LibyalSource:
     """qcow2, VMDK and VHDX through the libyal bindings (pyqcow, pyvmdk, pyvhdi).
 
-    No binding says which blocks are allocated (rulings), so ``data_ranges`` is the whole disk
-    and callers that care skip zero chunks themselves.
+    No binding says which blocks are allocated (rulings): where the opener can tell from the
+    format's own tables (qcow2's L1/L2, :mod:`vmimage.disk.qcow2`) it passes ``ranges``, so
+    only those are read; otherwise ``data_ranges`` is the whole disk and callers that care skip
+    zero chunks themselves.
     """
 
-    def __init__(self, path: str, fd: int, handle: Any, reader: FdReader) -> None:  # noqa: ANN401
+    def __init__(self, path: str, fd: int, handle: Any, reader: FdReader,  # noqa: ANN401
+                 ranges: Callable[[], Iterator[tuple[int, int]]] | None = None) -> None:
         self.path, self.fd, self.handle, self.reader = path, fd, handle, reader
         self.size = int(handle.get_media_size())
         self._own_reads = 0
+        self._ranges = ranges
 
     @property
     def bytes_read(self) -> int:
@@ -270,8 +274,14 @@ class LibyalSource:
             raise InputError(self.path, f"read error at virtual offset {offset}: {first}") from None
 
     def data_ranges(self) -> Iterator[tuple[int, int]]:
-        """The whole disk: the bindings do not expose allocation."""
-        yield 0, self.size
+        """The allocated ranges where known, else the whole disk (bindings do not say)."""
+        if self._ranges is None:
+            yield 0, self.size
+            return
+        for offset, length in self._ranges():
+            length = min(length, self.size - offset)
+            if length > 0:
+                yield offset, length
 
     def close(self) -> None:
         """Close the binding, then the file."""

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from vmimage.errors import InputError
 from vmimage.facts import _shell
 
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
@@ -23,6 +24,8 @@ _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
 GRUB = _shell.Dialect(";", re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[?#@*]"), '"\\$\n',
                       split_fields=True, block_words=frozenset({"{", "}"}))
 LINUX_COMMANDS = ("linux", "linux16", "linuxefi")
+#: Blocks (if, menuentry, submenu, function...) one grub.cfg may nest: a real one nests four.
+MAX_DEPTH = 256
 
 #: What a current GRUB announces about itself before reading grub.cfg (normal/main.c).
 FEATURES = {name: "y" for name in (
@@ -49,8 +52,8 @@ class Lexer:
     a lone ``{`` or ``}`` ends its command.
     """
 
-    def __init__(self, text: str, env: dict[str, str]) -> None:
-        self._lexer = _shell.Lexer(text, env, GRUB)
+    def __init__(self, text: str, env: dict[str, str], source: str = "grub.cfg") -> None:
+        self._lexer = _shell.Lexer(text, env, GRUB, source)
 
     def commands(self) -> Iterator[Command]:
         """Each command in order; ``{`` ends a command (kept as its last word), ``}`` is one."""
@@ -123,10 +126,68 @@ def _entry_head(words: list[str], kind: str, line: int) -> MenuEntry:
 
 @dataclass
 class _Frame:
-    kind: str  # "if", "menuentry", "submenu", "function", "block"
+    kind: str  # "if", "menuentry", "submenu", "function", "block", "loop"
     cond: bool | None = None
     in_else: bool = False
     entry: MenuEntry | None = None
+    owner: MenuEntry | None = None  # the innermost menu entry at or around this frame
+
+    @property
+    def blocks(self) -> bool:
+        """Commands inside this frame do not run (a function body, an untaken branch)."""
+        return self.kind == "function" or (self.kind == "if" and self.cond is not None
+                                           and self.cond == self.in_else)
+
+
+class _Stack:
+    """The open blocks, with what every command asks of them kept up to date as they change:
+    whether commands run, and the menu entry they belong to. Asking by walking the whole stack
+    for each command is quadratic in the nesting, which a hostile grub.cfg makes deep.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.frames: list[_Frame] = []
+        self.blocked = 0
+        self.source = source
+
+    @property
+    def running(self) -> bool:
+        """No open block stops commands from running."""
+        return self.blocked == 0
+
+    @property
+    def owner(self) -> MenuEntry | None:
+        """The innermost menu entry (or submenu) being read."""
+        return self.frames[-1].owner if self.frames else None
+
+    @property
+    def top(self) -> _Frame | None:
+        """The innermost open block."""
+        return self.frames[-1] if self.frames else None
+
+    def push(self, frame: _Frame) -> None:
+        """Open a block; deeper than :data:`MAX_DEPTH` is refused."""
+        if len(self.frames) >= MAX_DEPTH:
+            raise GrubError(self.source, f"blocks nested deeper than {MAX_DEPTH}; not read")
+        frame.owner = frame.entry or self.owner
+        self.frames.append(frame)
+        self.blocked += frame.blocks
+
+    def pop(self) -> None:
+        """Close the innermost block (a stray closing word closes nothing)."""
+        if self.frames:
+            self.blocked -= self.frames.pop().blocks
+
+    def branch(self, cond: bool | None, in_else: bool) -> None:
+        """``elif``/``else``: the innermost ``if`` takes another branch."""
+        frame = self.frames[-1]
+        self.blocked -= frame.blocks
+        frame.cond, frame.in_else = cond, in_else
+        self.blocked += frame.blocks
+
+
+class GrubError(InputError):
+    """A grub.cfg this reader refuses: nested deeper than any real one."""
 
 
 @dataclass
@@ -138,21 +199,15 @@ class Script:
     blscfg: bool  # the file calls ``blscfg``: BLS entries are part of its menu
 
 
-def _running(stack: list[_Frame]) -> bool:
-    for frame in stack:
-        if frame.kind == "function":
-            return False
-        if frame.kind == "if" and frame.cond is not None and frame.cond == frame.in_else:
-            return False
-    return True
+def run(text: str, env: dict[str, str], source: str = "grub.cfg") -> Script:
+    """Walk a grub.cfg with ``env`` as the variables grub has when it starts (grubenv).
 
-
-def run(text: str, env: dict[str, str]) -> Script:
-    """Walk a grub.cfg with ``env`` as the variables grub has when it starts (grubenv)."""
+    Linear in the text: each command costs the same however deep it is nested.
+    """
     entries: list[MenuEntry] = []
-    stack: list[_Frame] = []
+    stack = _Stack(source)
     blscfg = False
-    for cmd in Lexer(text, env).commands():
+    for cmd in Lexer(text, env, source).commands():
         words = cmd.words
         while words and words[0] in ("then", "else", "do") and len(words) > 1:
             _keyword(words[0], stack, cmd)
@@ -162,17 +217,15 @@ def run(text: str, env: dict[str, str]) -> Script:
             _keyword(head, stack, Command(words, cmd.line, cmd.undefined))
             continue
         if head == "}":
-            if stack:
-                stack.pop()
+            stack.pop()
             continue
         if words[-1] == "{":
-            frame = _open_block(words, cmd.line, stack, entries)
-            stack.append(frame)
+            stack.push(_open_block(words, cmd.line, stack, entries))
             continue
-        if not _running(stack):
+        if not stack.running:
             continue
         if head in LINUX_COMMANDS and len(words) > 1:
-            entry = next((f.entry for f in reversed(stack) if f.entry is not None), None)
+            entry = stack.owner
             if entry is not None and entry.kind == "menuentry":
                 entry.linux.append(LinuxLine(words[1], tuple(words[2:]), cmd.line))
         elif head == "blscfg":
@@ -182,26 +235,27 @@ def run(text: str, env: dict[str, str]) -> Script:
     return Script(entries, env, blscfg)
 
 
-def _keyword(head: str, stack: list[_Frame], cmd: Command) -> None:
+def _keyword(head: str, stack: _Stack, cmd: Command) -> None:
+    top = stack.top
     if head == "if":
         cond = None if cmd.undefined else test_condition(cmd.words[1:])
-        stack.append(_Frame("if", cond))
+        stack.push(_Frame("if", cond))
     elif head in ("while", "until", "for"):
-        stack.append(_Frame("loop"))
-    elif head == "elif" and stack and stack[-1].kind == "if":
-        stack[-1].cond, stack[-1].in_else = None, False
-    elif head == "else" and stack and stack[-1].kind == "if":
-        stack[-1].in_else = True
-    elif head in ("fi", "done") and stack:
+        stack.push(_Frame("loop"))
+    elif head == "elif" and top is not None and top.kind == "if":
+        stack.branch(None, False)
+    elif head == "else" and top is not None and top.kind == "if":
+        stack.branch(top.cond, True)
+    elif head in ("fi", "done"):
         stack.pop()
 
 
-def _open_block(words: list[str], line: int, stack: list[_Frame],
+def _open_block(words: list[str], line: int, stack: _Stack,
                 entries: list[MenuEntry]) -> _Frame:
     kind = words[0] if words[0] in ("menuentry", "submenu", "function") else "block"
-    if kind in ("menuentry", "submenu") and _running(stack):
+    if kind in ("menuentry", "submenu") and stack.running:
         entry = _entry_head(words, kind, line)
-        parent = next((f.entry for f in reversed(stack) if f.entry is not None), None)
+        parent = stack.owner
         if parent is not None and parent.kind == "submenu":
             parent.children.append(entry)
         elif parent is None:

@@ -20,6 +20,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from vmimage.errors import InputError
+
+#: Characters all expansions of one text may produce. ``A="$A$A"`` forty times is a terabyte;
+#: a real file expands to a few KiB.
+MAX_EXPANSION = 16 * 1024 * 1024
+#: How far after ``${`` the closing ``}`` is looked for: a name is short, and searching the
+#: whole rest of the text for each ``${`` is quadratic.
+MAX_BRACED_NAME = 1024
 _SH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\+?)=")
 _FIELD_SEPARATORS = re.compile(r"[ \t\n]+")
@@ -61,19 +69,28 @@ class Word:
     append: bool = False
 
 
+class ExpansionError(InputError):
+    """The text's variable expansions produce more than :data:`MAX_EXPANSION` characters."""
+
+
 class Lexer:
     """One pass over the text, expanding variables from ``env`` as it goes (none when None).
 
     ``undefined`` tells whether the last statement expanded a variable that is not set.
+    ``source`` names the text in the :class:`ExpansionError` raised when its expansions
+    grow past ``max_expansion`` characters.
     """
 
-    def __init__(self, text: str, env: dict[str, str] | None, dialect: Dialect = SH) -> None:
+    def __init__(self, text: str, env: dict[str, str] | None, dialect: Dialect = SH,
+                 source: str = "shell text", max_expansion: int = MAX_EXPANSION) -> None:
         self.s = text
         self.i = 0
         self.line = 1
         self.env = env
         self.dialect = dialect
         self.undefined = False
+        self.source = source
+        self.budget = max_expansion
 
     def _peek(self) -> str:
         return self.s[self.i] if self.i < len(self.s) else ""
@@ -90,7 +107,7 @@ class Lexer:
         if self.env is None:
             return "$"
         if self._peek() == "{":
-            close = self.s.find("}", self.i)
+            close = self.s.find("}", self.i, self.i + 2 + MAX_BRACED_NAME)
             name = self.s[self.i + 1:close] if close > 0 else ""
             if not self.dialect.name.fullmatch(name):
                 return "$"
@@ -103,7 +120,12 @@ class Lexer:
             self.i = match.end()
         if name not in self.env:
             self.undefined = True
-        return self.env.get(name, "")
+        value = self.env.get(name, "")
+        self.budget -= len(value)
+        if self.budget < 0:
+            raise ExpansionError(self.source, "variable expansions grow past "
+                                              f"{MAX_EXPANSION} characters; not evaluated")
+        return value
 
     def _double_quoted(self) -> str:
         out = []
@@ -198,7 +220,7 @@ class Lexer:
 
 
 def assignments(text: str, env: dict[str, str] | None = None,
-                expand: bool = True) -> list[Assignment]:
+                expand: bool = True, source: str = "shell text") -> list[Assignment]:
     """Every variable assignment in a shell fragment, in order, expanded as the shell would.
 
     ``env`` holds the variables already set (a file sourced after another continues from the
@@ -206,7 +228,7 @@ def assignments(text: str, env: dict[str, str] | None = None,
     assignments (``A=1 B=2``); ``A=1 cmd`` sets A for ``cmd`` alone and is skipped.
     """
     scope = env if env is not None else {}
-    lexer = Lexer(text, scope if expand else None)
+    lexer = Lexer(text, scope if expand else None, source=source)
     found: list[Assignment] = []
     while True:
         words = lexer.statement()

@@ -17,6 +17,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from vmimage.facts._includes import IncludeWalk, read_config
 from vmimage.targets.base import Target
 
 PASSWD = "/etc/passwd"
@@ -64,10 +65,8 @@ class User:
 
 
 def _read(target: Target, path: str) -> str | None:
-    try:
-        return target.read_text(path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+    """The file's text, None when absent; unreadable content raises the typed error."""
+    return read_config(target, path)
 
 
 def read_users(target: Target) -> list[User]:
@@ -147,30 +146,40 @@ def _included_dir(target: Target, directory: str) -> list[str]:
             if "." not in n and not n.endswith("~")]
 
 
-def _read_sudoers(target: Target, path: str, depth: int, out: list[SudoersLine]) -> None:
-    text = _read(target, path)
-    if text is None or depth > _MAX_INCLUDE_DEPTH:
+def _read_sudoers(walk: IncludeWalk, path: str, depth: int, out: list[SudoersLine]) -> None:
+    """One sudoers file, its includes followed in place (a cycle or an include tree over the
+    work bound raises :class:`~vmimage.facts._includes.IncludeError`)."""
+    if depth > _MAX_INCLUDE_DEPTH:
         return
-    for number, raw in _logical_lines(text):
-        stripped = raw.strip()
-        match = _INCLUDE.fullmatch(stripped)
-        if match:
-            arg = match.group(2).strip().strip('"')
-            if not arg.startswith("/"):
-                arg = posixpath.join(posixpath.dirname(path), arg)
-            if match.group(1) == "includedir":
-                for included in _included_dir(target, arg):
-                    _read_sudoers(target, included, depth + 1, out)
-            else:
-                _read_sudoers(target, arg, depth + 1, out)
-            continue
-        text_line = _strip_comment(stripped)
-        if text_line:
-            out.append(SudoersLine(path, number, text_line))
+    with walk.visit(path) as text:
+        if text is None:
+            return
+        for number, raw in _logical_lines(text):
+            stripped = raw.strip()
+            match = _INCLUDE.fullmatch(stripped)
+            if match:
+                _include(walk, path, match, depth, out)
+                continue
+            text_line = _strip_comment(stripped)
+            if text_line:
+                out.append(SudoersLine(path, number, text_line))
+
+
+def _include(walk: IncludeWalk, path: str, match: re.Match[str], depth: int,
+             out: list[SudoersLine]) -> None:
+    """``@include``/``@includedir`` (or ``#``): relative to the including file's directory."""
+    arg = match.group(2).strip().strip('"')
+    if not arg.startswith("/"):
+        arg = posixpath.join(posixpath.dirname(path), arg)
+    if match.group(1) == "includedir":
+        for included in _included_dir(walk.target, arg):
+            _read_sudoers(walk, included, depth + 1, out)
+    else:
+        _read_sudoers(walk, arg, depth + 1, out)
 
 
 def read_sudoers(target: Target) -> list[SudoersLine]:
     """Every rule and Defaults line sudo would read, in the order it reads them."""
     out: list[SudoersLine] = []
-    _read_sudoers(target, SUDOERS, 0, out)
+    _read_sudoers(IncludeWalk(target, SUDOERS, "sudoers include"), SUDOERS, 0, out)
     return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from functools import cmp_to_key
 
 from vmimage.facts import _grub, _shell
+from vmimage.facts._includes import read_config
 from vmimage.facts.versions import rpmvercmp
 from vmimage.targets.base import Target
 
@@ -63,10 +64,8 @@ class KernelCmdline:
 
 
 def _read(target: Target, path: str) -> str | None:
-    try:
-        return target.read_text(path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+    """The file's text, None when absent; unreadable content raises the typed error."""
+    return read_config(target, path)
 
 
 def _expand(patterns: tuple[str, ...], target: Target) -> list[str]:
@@ -101,7 +100,8 @@ def _pick(entries: list[_grub.MenuEntry], spec: str) -> list[int] | None:
     level = entries
     for part in spec.split(">"):
         part = part.strip()
-        index = int(part) if part.isdigit() else next(
+        number = part.isascii() and part.isdigit() and len(part) < 10  # int() of 5000 digits
+        index = int(part) if number else next(
             (k for k, e in enumerate(level) if part in (e.title, e.entry_id)), None)
         if index is None or index >= len(level):
             return None
@@ -110,24 +110,29 @@ def _pick(entries: list[_grub.MenuEntry], spec: str) -> list[int] | None:
     return path
 
 
-def _flatten(entries: list[_grub.MenuEntry],
-             prefix: tuple[int, ...] = ()) -> list[tuple[tuple[int, ...], _grub.MenuEntry]]:
-    out = []
-    for k, entry in enumerate(entries):
-        out.append(((*prefix, k), entry))
-        out += _flatten(entry.children, (*prefix, k))
+def _flatten(entries: list[_grub.MenuEntry]) -> list[tuple[tuple[int, ...], _grub.MenuEntry]]:
+    """Every entry with its index path, depth first, without recursion (a hostile menu may
+    nest submenus as deep as the reader allows)."""
+    out: list[tuple[tuple[int, ...], _grub.MenuEntry]] = []
+    pending: list[tuple[tuple[int, ...], _grub.MenuEntry]] = [
+        ((k,), e) for k, e in reversed(list(enumerate(entries)))]
+    while pending:
+        key, entry = pending.pop()
+        out.append((key, entry))
+        pending += [((*key, k), e) for k, e in reversed(list(enumerate(entry.children)))]
     return out
 
 
 def _grub_cfg(path: str, text: str,
               grubenv: dict[str, str]) -> tuple[list[KernelCmdline], _grub.Script]:
     env = {**_grub.FEATURES, **grubenv}
-    script = _grub.run(text, env)
+    script = _grub.run(text, env, path)
     chosen = _pick(script.entries, script.env.get("default", "0") or "0") or [0]
     flat = _flatten(script.entries)
+    kinds = {key: entry.kind for key, entry in flat}
     default_key = tuple(chosen)
     # a default naming a submenu boots the submenu's first entry
-    while any(key == default_key and entry.kind == "submenu" for key, entry in flat):
+    while kinds.get(default_key) == "submenu":
         default_key = (*default_key, 0)
     found: list[KernelCmdline] = []
     for key, entry in flat:
@@ -187,7 +192,7 @@ def _bls(target: Target, env: dict[str, str], choose_default: bool) -> list[Kern
     default = (default or (entries[0] if entries else None)) if choose_default else None
     found = []
     for entry in entries:
-        words = _grub.Lexer(f"x {entry.options}\n", dict(env))
+        words = _grub.Lexer(f"x {entry.options}\n", dict(env), entry.path)
         expanded = next(iter(words.commands()), _grub.Command(["x"], 1)).words[1:]
         args = tuple(expanded)
         found.append(KernelCmdline(args, entry.path, entry.line, "bls", entry.title,
@@ -245,7 +250,7 @@ def _default_grub(target: Target) -> list[KernelCmdline]:
         if text is None:
             continue
         read_any = True
-        for assignment in _shell.assignments(text, env):
+        for assignment in _shell.assignments(text, env, source=path):
             last[assignment.name] = (path, assignment.line)
     if not read_any:
         return []

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vmimage.errors import InputError
+from vmimage.facts._includes import IncludeWalk
 from vmimage.facts._shell import assignments
 from vmimage.facts.services import ServiceState, service_state
 from vmimage.targets.base import Target
@@ -66,13 +67,6 @@ class Iface:
     family: str = "inet"  # inet, inet6, ipx, can
 
 
-def _read(target: Target, path: str) -> str | None:
-    try:
-        return target.read_text(path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-
-
 def _logical_lines(text: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pending, start = "", 0
@@ -87,41 +81,48 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _walk(target: Target, path: str, depth: int, stanzas: list[Iface],
+def _walk(walk: IncludeWalk, path: str, depth: int, stanzas: list[Iface],
           autos: set[str]) -> None:
-    text = _read(target, path)
-    if text is None or depth > _MAX_DEPTH:
+    """One interfaces file, ``source`` and ``source-directory`` followed in place (a cycle or
+    a tree over the work bound raises :class:`~vmimage.facts._includes.IncludeError`)."""
+    if depth > _MAX_DEPTH:
         return
-    here = posixpath.dirname(path)
-    for number, raw in _logical_lines(text):
-        words = raw.split()
-        if not words or words[0].startswith("#"):
-            continue
-        head = words[0]
-        if head in ("auto", "allow-auto", "allow-hotplug"):
-            autos.update(words[1:])
-        elif head == "iface" and len(words) >= 4:
-            stanzas.append(Iface(words[1], words[3], False, path, number, words[2]))
-        elif head in ("source", "source-directory") and len(words) >= 2:
-            arg = " ".join(words[1:])
-            arg = arg if arg.startswith("/") else posixpath.join(here, arg)
-            if head == "source":
-                found = target.glob(arg) if any(c in arg for c in "*?[") else [arg]
-            else:
-                try:
-                    found = [f"{arg.rstrip('/')}/{n}" for n in target.iterdir(arg)
-                             if _RUN_PARTS_NAME.fullmatch(n)]
-                except (FileNotFoundError, NotADirectoryError):
-                    found = []
-            for included in sorted(found):
-                _walk(target, included, depth + 1, stanzas, autos)
+    with walk.visit(path) as text:
+        if text is None:
+            return
+        here = posixpath.dirname(path)
+        for number, raw in _logical_lines(text):
+            words = raw.split()
+            if not words or words[0].startswith("#"):
+                continue
+            head = words[0]
+            if head in ("auto", "allow-auto", "allow-hotplug"):
+                autos.update(words[1:])
+            elif head == "iface" and len(words) >= 4:
+                stanzas.append(Iface(words[1], words[3], False, path, number, words[2]))
+            elif head in ("source", "source-directory") and len(words) >= 2:
+                for included in _sourced(walk.target, head, " ".join(words[1:]), here):
+                    _walk(walk, included, depth + 1, stanzas, autos)
+
+
+def _sourced(target: Target, head: str, arg: str, here: str) -> list[str]:
+    """The files a ``source`` (shell globs) or ``source-directory`` (run-parts names) names,
+    sorted; a relative path is relative to the including file's directory."""
+    arg = arg if arg.startswith("/") else posixpath.join(here, arg)
+    if head == "source":
+        return sorted(target.glob(arg) if any(c in arg for c in "*?[") else [arg])
+    try:
+        return sorted(f"{arg.rstrip('/')}/{n}" for n in target.iterdir(arg)
+                      if _RUN_PARTS_NAME.fullmatch(n))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def ifupdown_interfaces(target: Target) -> list[Iface]:
     """Every ``iface`` stanza reachable from ``/etc/network/interfaces``, in reading order."""
     stanzas: list[Iface] = []
     autos: set[str] = set()
-    _walk(target, INTERFACES, 0, stanzas, autos)
+    _walk(IncludeWalk(target, INTERFACES, "source"), INTERFACES, 0, stanzas, autos)
     return [Iface(s.name, s.method, s.name in autos, s.path, s.line, s.family) for s in stanzas]
 
 

@@ -8,15 +8,26 @@ system that also carries rpm (as this project's own hosts do) is still a dpkg sy
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from vmimage.errors import InputError
 from vmimage.facts import rpmdb
 from vmimage.targets.base import Target
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 DPKG_UPDATES = "/var/lib/dpkg/updates"
 RPM_DIRS = ("/var/lib/rpm", "/usr/lib/sysimage/rpm")
+#: The largest dpkg status (and journal) accepted: a big real one is ~10 MiB. Over it the
+#: database is refused with the reason (a hostile 200 MB status took 2 GB of memory).
+DPKG_MAX = 64 * 1024 * 1024
+#: dpkg journal files replayed at most (dpkg itself keeps a few).
+DPKG_MAX_UPDATES = 1024
+#: The largest RPM database file accepted (a big real rpmdb.sqlite is ~100 MiB).
+RPM_MAX = 256 * 1024 * 1024
+_FIELDS = frozenset({"package", "status", "version", "architecture"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,32 +74,37 @@ class _Stanza:
     line: int
 
 
-def _stanzas(text: str) -> list[_Stanza]:
-    """deb822 paragraphs; continuation lines (leading space) belong to the previous field."""
-    out: list[_Stanza] = []
-    fields: dict[str, str] = {}
+def _stanzas(text: str) -> Iterator[_Stanza]:
+    """deb822 paragraphs, one at a time; continuation lines (leading space) belong to the
+    previous field. Only the fields read here are kept, and lines are taken lazily, so a
+    large status file costs little more than its own text."""
+    fields: dict[str, list[str]] = {}
     start = 0
     last = ""
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(io.StringIO(text), start=1):
+        raw = raw.rstrip("\r\n")
         if not raw.strip():
             if fields:
-                out.append(_Stanza(fields, start))
-            fields, last = {}, ""
+                yield _stanza(fields, start)
+            fields, last, start = {}, "", 0
             continue
         if raw[0] in " \t":
-            if last:
-                fields[last] += "\n" + raw.strip()
+            if last in fields:
+                fields[last].append(raw.strip())
             continue
         key, sep, value = raw.partition(":")
         if not sep:
             continue
-        if not fields:
-            start = number
+        start = start or number
         last = key.strip().lower()
-        fields[last] = value.strip()
+        if last in _FIELDS:
+            fields[last] = [value.strip()]
     if fields:
-        out.append(_Stanza(fields, start))
-    return out
+        yield _stanza(fields, start)
+
+
+def _stanza(fields: dict[str, list[str]], start: int) -> _Stanza:
+    return _Stanza({k: "\n".join(v) for k, v in fields.items()}, start)
 
 
 def _is_installed(status: str) -> bool:
@@ -126,16 +142,20 @@ def read_dpkg(target: Target) -> PackageDb:
     run interrupted before it rewrote the status leaves them): their stanzas win. For a
     package with several architectures (multiarch), the first installed one is kept.
     """
-    text = target.read_text(DPKG_STATUS)
+    text = target.read_text(DPKG_STATUS, DPKG_MAX)
     merged = _dpkg_records(text, DPKG_STATUS)
+    del text
     try:
         journal = [n for n in target.iterdir(DPKG_UPDATES) if re.fullmatch(r"\d+", n)]
     except (FileNotFoundError, NotADirectoryError):
         journal = []
+    if len(journal) > DPKG_MAX_UPDATES:
+        raise InputError(DPKG_UPDATES, f"{len(journal)} journal files, over the limit of "
+                                       f"{DPKG_MAX_UPDATES}; the database is not read")
     for name in sorted(journal):
         path = f"{DPKG_UPDATES}/{name}"
         try:
-            merged.update(_dpkg_records(target.read_text(path), path))
+            merged.update(_dpkg_records(target.read_text(path, DPKG_MAX), path))
         except (FileNotFoundError, IsADirectoryError):
             continue
     packages = {name: pkg for name, pkg in merged.items() if pkg is not None}
@@ -171,17 +191,17 @@ def read_rpm(target: Target) -> PackageDb | None:
         if target.exists(sqlite_path):
             path = sqlite_path
             try:
-                wal = target.read_bytes(sqlite_path + "-wal")
+                wal = target.read_bytes(sqlite_path + "-wal", max_size=RPM_MAX)
             except (FileNotFoundError, IsADirectoryError):
                 wal = None
             try:
-                blobs = rpmdb.sqlite_blobs(target.read_bytes(sqlite_path), wal)
+                blobs = rpmdb.sqlite_blobs(target.read_bytes(sqlite_path, max_size=RPM_MAX), wal)
             except rpmdb.RpmDbError as exc:
                 return PackageDb("rpm", path, {}, str(exc))
         elif target.exists(bdb_path):
             path = bdb_path
             try:
-                blobs = rpmdb.bdb_blobs(target.read_bytes(bdb_path))
+                blobs = rpmdb.bdb_blobs(target.read_bytes(bdb_path, max_size=RPM_MAX))
             except rpmdb.RpmDbError as exc:
                 return PackageDb("rpm", path, {}, str(exc))
         elif target.exists(f"{directory}/Packages.db"):
@@ -198,11 +218,10 @@ def read_rpm(target: Target) -> PackageDb | None:
 
 def read_packages(target: Target) -> PackageDb:
     """The target's package database: dpkg's, else rpm's, else ``manager="none"``."""
-    if target.exists(DPKG_STATUS):
-        try:
-            return read_dpkg(target)
-        except IsADirectoryError:
-            pass
+    try:  # read, not exists(): a symlink loop at the status file is unreadable, not absent
+        return read_dpkg(target)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        pass
     found = read_rpm(target)
     if found is not None:
         return found

@@ -123,12 +123,18 @@ _B_KEYDATA = 1
 _B_OVERFLOW = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Bdb:
     data: bytes
     endian: str  # "<" or ">": Berkeley DB writes in the creating host's byte order
     pagesize: int
     kind: str  # "hash" or "btree"
+    #: Overflow bytes that may still be assembled: items of a hostile file can all point at
+    #: one long chain, which would be walked once per item (quadratic) without this bound.
+    budget: int = 0
+
+    def __post_init__(self) -> None:
+        self.budget = 2 * len(self.data) + (1 << 20)
 
     def page(self, pgno: int) -> bytes:
         start = pgno * self.pagesize
@@ -154,6 +160,9 @@ class _Bdb:
             if page[25] != _P_OVERFLOW:
                 raise RpmDbError(f"page {pgno} is not an overflow page")
             length = self.u16(page, 22)
+            self.budget -= length
+            if self.budget < 0:
+                raise RpmDbError("Berkeley DB overflow chains hold more data than the file")
             out += page[_PAGE_HEADER:_PAGE_HEADER + length]
             pgno = self.u32(page, 16)
         if len(out) < total:
@@ -217,7 +226,10 @@ def bdb_records(data: bytes) -> list[tuple[bytes, bytes]]:
         page = db.page(pgno)
         if page[25] not in wanted:
             continue
-        items = list(_items(db, page))
+        try:
+            items = list(_items(db, page))
+        except (IndexError, struct.error) as exc:  # an item offset outside its page
+            raise RpmDbError(f"Berkeley DB page {pgno} is damaged: {exc}") from None
         records.extend(zip(items[0::2], items[1::2], strict=False))
     return records
 

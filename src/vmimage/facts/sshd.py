@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vmimage.facts._includes import IncludeWalk
 from vmimage.targets.base import Target
 
 SSHDIR = "/etc/ssh"
@@ -169,17 +170,25 @@ class _Reader:
     """
 
     target: Target
+    walk: IncludeWalk
     settings: list[SshdSetting] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def read(self, path: str, depth: int, startup: _Pass, connection: _Pass) -> None:
-        """Read one file; both passes' states are updated in place as sshd's ``activep``."""
-        try:
-            text = self.target.read_text(path)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return
-        self.files.append(path)
+        """Read one file; both passes' states are updated in place as sshd's ``activep``.
+
+        Includes are followed through :class:`IncludeWalk`: a cycle or a tree over its bound
+        raises :class:`~vmimage.facts._includes.IncludeError` (sshd itself would not start).
+        """
+        with self.walk.visit(path) as text:
+            if text is not None:
+                self.files.append(path)
+                self._lines(text, path, depth, startup, connection)
+
+    def _lines(self, text: str, path: str, depth: int, startup: _Pass,
+               connection: _Pass) -> None:
+        """The keyword lines of one file, in order, Includes expanded in place."""
         for number, raw in enumerate(text.split("\n"), start=1):
             parsed = split_line(raw)
             if parsed is None:
@@ -214,11 +223,18 @@ class _Reader:
                 startup.active, connection.active = outer
 
 
+def _is_link(target: Target, path: str) -> bool:
+    try:
+        return target.stat(path, follow=False).is_symlink
+    except OSError:
+        return False
+
+
 def read_sshd_config(target: Target, path: str = MAIN) -> SshdConfig:
     """The configuration sshd reads, starting at ``path`` (``/etc/ssh/sshd_config``)."""
-    if not target.exists(path):
-        return SshdConfig(main=path)
-    reader = _Reader(target)
+    if not target.exists(path) and not _is_link(target, path):
+        return SshdConfig(main=path)  # a symlink loop is read, and says why it cannot be
+    reader = _Reader(target, IncludeWalk(target, path, "Include"))
     reader.read(path, 0, _Pass(active=True), _Pass(active=False, match_only=True))
     return SshdConfig(tuple(reader.settings), tuple(reader.files), bool(reader.files), path,
                       tuple(reader.problems))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from vmimage.errors import InputError
 from vmimage.facts.waagent import read_waagent_conf
-from vmimage.targets.base import Target
+from vmimage.targets.base import Target, UnreadableError
 from vmimage.targets.fstab import parse_fstab
 
 if TYPE_CHECKING:  # PyYAML loads only when a YAML file is read
@@ -163,6 +163,9 @@ def read_cloud_config(target: Target) -> CloudConfig:
             if not target.stat(path).is_file:
                 continue
             content = target.read_bytes(path, limit=MAX_BYTES + 1)
+        except UnreadableError as exc:  # a loop, a FIFO, too large: cloud-init cannot use it
+            notes.append(f"{exc}; cloud-init cannot read this file")
+            continue
         except OSError:
             continue  # absent or a dangling link: cloud-init skips it as well
         try:

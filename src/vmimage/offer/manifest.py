@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +141,15 @@ def _inner_model(annotation: object) -> type[BaseModel] | None:
     return None
 
 
+#: ``user:password@`` after ``//``: never repeated in a problem's message or evidence.
+_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
+
+
+def _mask(text: str) -> str:
+    """``text`` with any URL's user name and password replaced."""
+    return _USERINFO.sub("REDACTED@", text)
+
+
 def _describe(value: object) -> str:
     if value is None:
         return "nothing (null)"
@@ -153,7 +163,7 @@ def _describe(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    text = str(value)
+    text = _mask(str(value))
     return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
@@ -165,7 +175,7 @@ def _seen(value: object) -> str:
         return str(value).lower()
     if isinstance(value, YamlInt):
         return value.source
-    text = str(value)
+    text = _mask(str(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 

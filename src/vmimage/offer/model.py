@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -66,6 +68,24 @@ def _as_text(value: object) -> object:
 Text = Annotated[str, BeforeValidator(_as_text)]
 
 
+def _no_userinfo(value: str) -> str:
+    """Refuse ``user:password@`` in a blob URL: the submission documents copy disk URLs as
+    they are (``configure.json`` would carry the password), and an HTTP client would send it
+    as Basic credentials to whatever host the URL names."""
+    try:
+        netloc = urlsplit(value.strip()).netloc
+    except ValueError:
+        return value  # not a URL at all: OFFER-DISK-SOURCE says so, with its line
+    if "@" in netloc:
+        raise ValueError("a blob URL carries no user name or password (it would be copied "
+                         "into the submission): remove the part before '@'")
+    return value
+
+
+#: A blob or container URL: text without a user name or password.
+UrlText = Annotated[str, BeforeValidator(_as_text), AfterValidator(_no_userinfo)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -80,7 +100,7 @@ class OfferInfo(_Model):
 class Storage(_Model):
     """Where the VHDs are uploaded, so that a local file's blob URL need not be repeated."""
 
-    container_url: Text | None = Field(
+    container_url: UrlText | None = Field(
         default=None, description="Blob container URL without a token; a disk given only as a file "
                           "is expected at <container_url>/<file name>.")
 
@@ -105,7 +125,7 @@ class Disk(_Model):
     """One VHD: a local file, a blob URL (without a token), or both."""
 
     file: Text | None = Field(default=None, description="Local VHD, relative to the manifest.")
-    url: Text | None = Field(default=None, description="Blob URL of the uploaded VHD, without a SAS "
+    url: UrlText | None = Field(default=None, description="Blob URL of the uploaded VHD, without a SAS "
                                                "token (tokens are read at render time).")
     host_caching: HostCaching | None = Field(default=None, description="Classic HostCaching; default "
                                                                "ReadWrite (OS) or None (data).")

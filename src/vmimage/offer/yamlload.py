@@ -12,7 +12,11 @@ scalars itself by the YAML 1.2 core schema, whatever ``%YAML`` directive the fil
 - floats are kept as their source text: no manifest field is a float, and a version written
   ``1.10`` must read ``"1.10"``, never 1.1;
 - a key given twice, a key that is not a scalar, an unknown tag (``!!binary``, ``!foo``),
-  a merge key, a second document, or an alias bomb is refused with its line.
+  a merge key, a second document, or an alias bomb is refused with its line;
+- so is an integer of more than :data:`MAX_INT_DIGITS` digits (``int()`` raises its own
+  ValueError past 4,300, and no manifest field needs 30), and text holding a lone surrogate
+  (``"\ud800"`` in a double-quoted scalar), which no encoding can write: it would crash
+  whatever renders the manifest later.
 
 Mapping keys are always text. Every value's position is recorded under its path
 (``("skus", 0, "id")``) so that a finding can name the line and the key.
@@ -49,6 +53,9 @@ YamlValue: TypeAlias = bool | int | str | list["YamlValue"] | dict[str, "YamlVal
 #: a few hundred values and six levels; an alias bomb or a pathological file stops here.
 MAX_VALUES = 100_000
 MAX_DEPTH = 64
+#: The longest integer a manifest may write (a LUN, a port, a year need a few digits).
+MAX_INT_DIGITS = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _CORE = "tag:yaml.org,2002:"
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
@@ -159,10 +166,26 @@ def _tagged(event: ScalarEvent) -> YamlValue:
 
 def _scalar(event: ScalarEvent) -> YamlValue:
     text = str(event.value)
+    _judge_text(event, text)
     if event.tag is None:
         plain = bool(event.implicit and event.implicit[0]) and event.style is None
         return _plain(text) if plain else text
     return _tagged(event)
+
+
+def _judge_text(event: ScalarEvent, text: str, key: bool = False) -> None:
+    """Refuse what no later step can handle: a lone surrogate, an integer too long to read."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise _fail(event, f"a lone surrogate (\\u{ord(found.group()):04x}) is not text: "
+                           "write the character itself")
+    plain = event.tag is None and bool(event.implicit and event.implicit[0]) \
+        and event.style is None
+    as_number = not key and (plain or str(event.tag) == f"{_CORE}int")
+    digits = text.lstrip("+-")
+    if as_number and len(digits) > MAX_INT_DIGITS and (_INT10.match(text) or _INT8.match(text)
+                                                       or _INT16.match(text)):
+        raise _fail(event, f"an integer of {len(digits)} digits: at most {MAX_INT_DIGITS}")
 
 
 def _collection_tag(event: MappingStartEvent | SequenceStartEvent, kind: str) -> None:
@@ -235,6 +258,7 @@ class _Builder:
                 raise _fail(event, "a mapping key must be a plain scalar, not a collection "
                                    "or an alias")
             key = str(event.value)
+            _judge_text(event, key, key=True)
             if event.tag is None and event.style is None and key == "<<":
                 raise _fail(event, "merge keys (<<) are not supported: write the keys out")
             if event.tag is not None:

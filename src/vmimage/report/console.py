@@ -13,8 +13,11 @@ from vmimage.disk.inspect import DiskInfo
 from vmimage.findings import Evidence, Finding, Status
 from vmimage.units import format_size
 
-# Control characters (C0 but tab and newline, DEL, C1) and what XML 1.0 cannot hold at all.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Control characters (C0 but tab and newline, DEL, C1), what XML 1.0 cannot hold at all, and
+# the bidirectional controls (embeddings, overrides, isolates, marks) that make a terminal show
+# text in another order than it is written ("Trojan Source").
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                          "\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
 
 STATUS_STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.WARNING: "yellow",
                 Status.SKIP: "dim"}
@@ -29,7 +32,9 @@ def console(stderr: bool = False) -> Console:
 
 def render_disk_info(info: DiskInfo) -> Table:
     """``vmimage vhd inspect``'s table."""
-    table = Table(title=info.path, show_header=False, title_justify="left")
+    # Every value may come from the image (the footer's creator fields are anyone's bytes):
+    # shown escaped, and never read as rich markup.
+    table = Table(title=_safe(info.path), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     table.add_row("format", info.format_name)
@@ -41,18 +46,19 @@ def render_disk_info(info: DiskInfo) -> Table:
         for key, value in info.footer.to_dict().items():
             if isinstance(value, dict):
                 value = " ".join(f"{k}={v}" for k, v in value.items())
-            table.add_row(f"footer {key}", str(value))
+            table.add_row(f"footer {key}", _safe(str(value)))
     if info.dynamic_header is not None:
         for key, value in info.dynamic_header.to_dict().items():
-            table.add_row(f"dynamic {key}", str(value))
+            table.add_row(f"dynamic {key}", _safe(str(value)))
         table.add_row("allocated blocks", str(info.allocated_blocks))
-    table.add_row("problems", "\n".join(info.problems) if info.problems else "none")
+    table.add_row("problems", "\n".join(_safe(p) for p in info.problems) if info.problems
+                  else "none")
     return table
 
 
 def render_findings(findings: list[Finding], title: str) -> Table:
     """One row per finding: status, check, message and, when it did not pass, the fix."""
-    table = Table(title=escape(title), title_justify="left")
+    table = Table(title=_safe(title), title_justify="left")
     table.add_column("status")
     table.add_column("check")
     table.add_column("requirements")
@@ -89,12 +95,19 @@ def describe_evidence(e: Evidence) -> str:
 
 
 def printable(text: str) -> str:
-    r"""``text`` with control characters shown as ``\xNN`` (``\uNNNN`` above 0xFF).
+    r"""``text`` with control and bidi characters shown as ``\xNN`` (``\uNNNN`` above 0xFF).
 
     Messages and evidence quote files from the image, which anyone may have written: an escape
-    sequence must not reach a terminal, and XML 1.0 (JUnit) cannot hold most controls at all.
+    sequence must not reach a terminal (it can hide text, set the title, write the clipboard
+    with OSC 52), a bidi override must not reorder what the reader sees, and XML 1.0 (JUnit)
+    cannot hold most controls at all. JSON output keeps the exact value instead.
     """
     return _UNPRINTABLE.sub(_escape_char, text)
+
+
+def _safe(text: str) -> str:
+    """Text for a rich table cell: control and bidi characters escaped, markup inert."""
+    return escape(printable(text))
 
 
 def _escape_char(match: re.Match[str]) -> str:

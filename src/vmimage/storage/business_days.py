@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 DAY = timedelta(days=1)
+WEEK = timedelta(weeks=1)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -32,8 +33,13 @@ def _skip_weekend(moment: datetime) -> datetime:
 def business_time(start: datetime, end: datetime) -> timedelta:
     """The weekday (Mon–Fri, UTC) time between ``start`` and ``end``; zero when end <= start."""
     start, end = _utc(start), _utc(end)
-    total = timedelta()
-    moment = start
+    if end <= start:
+        return timedelta()
+    # Any 7 days hold exactly 5 days of weekday time: step whole weeks at once, so that an
+    # expiry in the year 9999 (anyone may write one) costs no more than one next week.
+    weeks = (end - start) // WEEK
+    total = weeks * 5 * DAY
+    moment = start + weeks * WEEK
     while moment < end:
         boundary = min(_midnight_after(moment), end)
         if moment.weekday() < 5:
@@ -52,7 +58,9 @@ def add_business_days(start: datetime, days: int) -> datetime:
     if days < 0:
         raise ValueError("days must not be negative")
     moment = _skip_weekend(_utc(start))
-    remaining = days * DAY
+    weeks = max(0, (days - 1) // 5)  # 5 business days from a weekday: the same time a week on
+    moment += weeks * WEEK
+    remaining = (days - 5 * weeks) * DAY
     while remaining > timedelta():
         boundary = _midnight_after(moment)
         step = min(remaining, boundary - moment)

@@ -121,7 +121,11 @@ def make_credential(auth: StorageAuth) -> object:
     """What the SDK takes as ``credential``; make it once and share it between clients (an
     Entra ID credential fetches a token per instance)."""
     if auth.url.sas:
-        return auth.url.sas
+        # Explicitly a SAS: as a bare string, a query with a field the SDK does not know
+        # would be taken for an account key.
+        from azure.core.credentials import AzureSasCredential
+
+        return AzureSasCredential(auth.url.sas)
     if auth.account_key:
         return {"account_name": auth.url.account, "account_key": auth.account_key}
     if auth.url.scheme != "https":
@@ -137,7 +141,8 @@ def blob_client(auth: StorageAuth, credential: object = None, timeout: float | N
     """A client for the blob with the SDK's own retries off: callers retry with our policy.
 
     The SDK's default exponential retry waits about 15 s before its first retry (rulings); we
-    retry per request with short backoff instead (:mod:`vmimage.storage.retry`).
+    retry per request with short backoff instead (:mod:`vmimage.storage.retry`). Redirects are
+    never followed: the SDK would follow one to any host and port, credentials and all.
     """
     from azure.storage.blob import BlobClient
 
@@ -145,6 +150,6 @@ def blob_client(auth: StorageAuth, credential: object = None, timeout: float | N
     return BlobClient(
         auth.url.account_url, auth.url.container, auth.url.blob,
         credential=cast(Any, credential if credential is not None else make_credential(auth)),
-        retry_total=0,
+        retry_total=0, permit_redirects=False,
         connection_timeout=CONNECT_TIMEOUT, read_timeout=timeout or READ_TIMEOUT,
     )

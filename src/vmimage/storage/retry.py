@@ -3,7 +3,8 @@
 The SDK's default policy waits about 15 s before its first retry (rulings), which turns a
 burst of 503s at high parallelism (the failure of Microsoft's azure-vhd-utils) into minutes of
 idling. We switch it off (``retry_total=0``) and retry each request ourselves: on 408, 429,
-500, 502, 503 and 504, and on timeouts and broken connections, waiting 0.25 s, 0.5 s, 1 s...
+500, 502, 503 and 504, on timeouts and broken connections, and on 400 ``Md5Mismatch`` (the
+body was changed on the way: the transactional Content-MD5 caught it), waiting 0.25 s, 0.5 s, 1 s...
 up to 15 s, with jitter, honouring ``Retry-After``. Put Page is idempotent, so repeating one is
 always safe.
 """
@@ -16,9 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from vmimage.storage.errors import error_code
+
 T = TypeVar("T")
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+#: Error codes worth sending again whatever their status: a body corrupted in transit.
+RETRY_CODES = frozenset({"Md5Mismatch"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ def transient(exc: BaseException) -> tuple[bool, float | None]:
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return True, None  # connection refused or reset, timeouts
     if isinstance(exc, HttpResponseError):
+        if error_code(exc) in RETRY_CODES:
+            return True, None
         if exc.status_code not in RETRY_STATUS:
             return False, None
         headers = getattr(exc.response, "headers", None) or {}

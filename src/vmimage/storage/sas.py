@@ -35,6 +35,9 @@ from vmimage.storage.credentials import (
 )
 from vmimage.storage.errors import StorageError, describe, error_code
 
+#: The longest ``--days`` asks for: ten years is more than any certification needs, and far
+#: below the year 9999, where Python's dates end (a bigger number was a traceback).
+MAX_DAYS = 3650
 #: The longest a user-delegation SAS may live (Azure's limit).
 USER_DELEGATION_MAX = timedelta(days=7)
 
@@ -107,8 +110,8 @@ def create_sas(url_text: str, profile: Profile, blob_scope: bool = False,
     url = parse_blob_url(read_url_argument(url_text))
     if url.sas:
         raise InputError("BLOB_URL", "already carries a SAS: give the blob URL without its query")
-    if days is not None and days < 1:
-        raise InputError("--days", "must be at least 1")
+    if days is not None and not 1 <= days <= MAX_DAYS:
+        raise InputError("--days", f"must be between 1 and {MAX_DAYS} (10 years), not {days}")
     rule = SasRule.of(profile)
     moment = (now or datetime.now(UTC)).replace(microsecond=0)
     start = moment - rule.start_before

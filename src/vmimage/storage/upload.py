@@ -10,11 +10,18 @@ How one run goes:
    survive where the new file has zeros, rulings).
 3. A reader walks the data extents (SEEK_DATA/SEEK_HOLE) in 4 MiB chunks on a fixed grid, drops
    all-zero chunks and hands the rest to the workers, which send Put Page calls and retry
-   transient errors with our own backoff (:mod:`vmimage.storage.retry`).
+   transient errors with our own backoff (:mod:`vmimage.storage.retry`). Every Put Page carries
+   a transactional Content-MD5 of its body (rulings): the service refuses a page that a bad
+   link or proxy changed on the way (400 ``Md5Mismatch``), and we send it again.
 4. Meanwhile :class:`~vmimage.storage.hashing.SparseMd5` hashes the whole file in offset order.
-5. At the end the blob's length and page ranges are compared with the file, Content-MD5 is set
-   (the other content settings passed back, since Set Blob Properties replaces them all), and
-   the marker says ``complete``.
+5. At the end the blob's length and page ranges are compared with the file; with ``--verify``
+   the stored data ranges are read back and compared with the file (page ranges say where
+   data is, not what it is); then Content-MD5 is set (the other content settings passed back,
+   since Set Blob Properties replaces them all), and the marker says ``complete``.
+
+Creating the blob is conditional (``If-None-Match: *``, or the etag we saw when recreating):
+two uploads started at once cannot both create it and wipe each other's pages; the loser
+stops with a message instead.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ class UploadOptions:
     md5: bool = True
     overwrite: bool = False
     allow_any: bool = False
+    verify: bool = False
     timeout: float | None = None
     policy: retry.RetryPolicy = field(default_factory=retry.RetryPolicy)
 
@@ -96,6 +104,10 @@ class UploadResult:
     recreated: bool = False
     already_complete: bool = False
     content_md5: str | None = None
+    #: ``--verify``: None when not asked; True when every data range matched the file.
+    verified: bool | None = None
+    #: The first range whose stored content differs from the file (``--verify``).
+    mismatch: str | None = None
     page_ranges: int = 0
     seconds: float = 0.0
     workers: int = 0
@@ -137,6 +149,21 @@ def _wrap(url: BlobUrl, what: str, exc: BaseException) -> StorageError:
     return StorageError(url.display, f"{what}: {describe(exc)}")
 
 
+#: What the service answers a conditional create that lost the race.
+_CONFLICTS = frozenset({"BlobAlreadyExists", "ConditionNotMet", "TargetConditionNotMet"})
+_RACE = ("another upload created or changed the blob at the same moment: nothing was "
+         "overwritten; run the command again to resume (or --overwrite to start over)")
+
+
+def _unchanged_since(seen: BlobProperties | None) -> dict[str, Any]:
+    """Conditions for Put Blob: the blob must still be absent, or still carry ``seen``'s etag."""
+    from azure.core import MatchConditions
+
+    if seen is None or not getattr(seen, "etag", None):
+        return {"if_none_match": "*"}
+    return {"etag": seen.etag, "match_condition": MatchConditions.IfNotModified}
+
+
 class _Uploader:
     """One run of :func:`upload_file`; the threads share this object."""
 
@@ -172,12 +199,21 @@ class _Uploader:
         except Exception as exc:
             raise _wrap(self.url, "cannot list the blob's page ranges", exc) from None
 
-    def create(self, marker: str) -> None:
+    def create(self, marker: str, seen: BlobProperties | None) -> None:
+        """Create the page blob, only if it is still as we saw it (absent, or ``seen``'s etag):
+        another upload that got there first is never wiped."""
         metadata = {MARK_SOURCE: marker, MARK_STATE: UPLOADING}
+        conditions = _unchanged_since(seen)
+
+        def create() -> None:
+            self.client.create_page_blob(self.size, metadata=metadata, **conditions)
+
         try:
-            self.call(lambda: self.client.create_page_blob(self.size, metadata=metadata))
+            self.call(create)
             return
         except Exception as exc:
+            if error_code(exc) in _CONFLICTS:
+                raise StorageError(self.url.display, _RACE) from None
             if error_code(exc) != "ContainerNotFound" or self.auth.kind == "sas":
                 raise _wrap(self.url, "cannot create the page blob", exc) from None
         try:  # a key or Entra ID may create the container; a SAS for one blob may not
@@ -185,10 +221,12 @@ class _Uploader:
 
             container = ContainerClient(self.auth.url.account_url, self.url.container,
                                         credential=cast(Any, self.credential),
-                                        retry_total=0)
+                                        retry_total=0, permit_redirects=False)
             self.call(container.create_container)
-            self.call(lambda: self.client.create_page_blob(self.size, metadata=metadata))
+            self.call(create)
         except Exception as exc:
+            if error_code(exc) in _CONFLICTS:
+                raise StorageError(self.url.display, _RACE) from None
             raise _wrap(self.url, "cannot create the container and page blob", exc) from None
 
     # -- the pipeline ---------------------------------------------------------------------------
@@ -253,7 +291,7 @@ class _Uploader:
             try:
                 c.add(requests=1)
                 self.call(partial(client.upload_page, data, offset=chunk.offset,
-                                  length=chunk.length))
+                                  length=chunk.length, validate_content=True))
             except retry.Stopped:
                 continue
             except BaseException as exc:
@@ -306,7 +344,7 @@ def _decide(up: _Uploader, props: BlobProperties | None, marker: str, result: Up
             raise StorageError(url.display, "the blob is leased: break the lease first "
                                             "(az storage blob lease break)")
     if props is None or up.options.overwrite:
-        up.create(marker)
+        up.create(marker, props)
         result.recreated = props is not None
         return RangeSet()
     kind = str(props.blob_type).split(".")[-1].lower()
@@ -367,6 +405,12 @@ def _run(up: _Uploader, fd: int, result: UploadResult,
             raise InputError(up.path, f"read error: {exc.strerror or exc}") from None
         raise _wrap(up.url, "upload failed", exc)
     _verify(up, extents, c.sent_chunks, result)
+    if up.options.verify:
+        result.mismatch = compare_content(up, fd, plan)
+        result.verified = result.mismatch is None
+        if result.mismatch is not None:
+            up.stop.set()
+            return  # neither Content-MD5 nor "complete" for content the blob does not hold
     if hasher is not None:
         if hasher.error is not None:
             raise InputError(up.path, f"read error while hashing: {hasher.error}")
@@ -436,3 +480,52 @@ def _finish(up: _Uploader, digest: bytes | None, result: UploadResult) -> None:
         raise
     except Exception as exc:
         raise _wrap(up.url, "cannot finish the upload", exc) from None
+
+
+def compare_content(up: _Uploader, fd: int, plan: list[Chunk]) -> str | None:
+    """Read every data chunk back from the blob and compare it with the file (``--verify``).
+
+    Page ranges only say where the blob holds pages, not what they hold: a byte changed on the
+    way by a server that does not check Content-MD5, or a page written by someone else, shows
+    only here. Holes in the file are not read (the stray-page check covers them). The chunks
+    are compared in parallel, each worker reading its own 4 MiB, so memory stays bounded.
+
+    Returns:
+        None when everything matches, else the first differing range, as a sentence.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+
+    def differs(chunk: Chunk) -> int | None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = blob_client(up.auth, up.credential, up.options.timeout)
+        stored = up.call(lambda: client.download_blob(offset=chunk.offset, length=chunk.length,
+                                                      max_concurrency=1).readall())
+        return _first_difference(os.pread(fd, chunk.length, chunk.offset), bytes(stored))
+
+    try:
+        with ThreadPoolExecutor(max_workers=up.options.workers,
+                                thread_name_prefix="vmimage-verify") as pool:
+            for chunk, at in zip(plan, pool.map(differs, plan), strict=True):
+                if at is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    return (f"the stored content differs from the file at byte "
+                            f"{chunk.offset + at} (range {chunk.offset}-{chunk.end - 1}): "
+                            "--overwrite uploads it again")
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise _wrap(up.url, "cannot read the blob back to verify it", exc) from None
+    return None
+
+
+def _first_difference(mine: bytes, stored: bytes) -> int | None:
+    """The offset of the first byte where two chunks differ (a length counts), or None."""
+    if mine == stored:
+        return None
+    for i, (a, b) in enumerate(zip(mine, stored, strict=False)):
+        if a != b:
+            return i
+    return min(len(mine), len(stored))

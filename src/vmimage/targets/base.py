@@ -7,13 +7,78 @@ target's root; symlinks resolve inside that root, never on the host (rulings).
 Missing files raise the builtin ``FileNotFoundError``; a directory where a file was expected
 raises ``IsADirectoryError``; ``NotADirectoryError`` likewise. Nothing else is raised for a
 path that simply is not there, so facts can catch exactly those.
+
+Every other failure to read image content (a symlink loop, a damaged inode, a FIFO or device
+node, a file over the size limit of what it should be) raises :class:`UnreadableError`: the
+image is untrusted, and such a failure must become a skipped rule with its reason (the engine
+turns a :class:`~vmimage.errors.VmimageError` into one), never a traceback or a hang.
 """
 
 from __future__ import annotations
 
+import errno as errno_module
 import stat as stat_module
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from vmimage.errors import InputError
+
+MiB = 1024 * 1024
+#: What ``read_text`` accepts by default: a configuration file is a few KiB; 4 MiB is generous
+#: and keeps a hostile 1 GiB sparse ``sshd_config`` from costing gigabytes of memory.
+TEXT_MAX = 4 * MiB
+#: What ``read_bytes`` accepts without an explicit bound (the package databases pass theirs).
+BYTES_MAX = 64 * MiB
+
+
+class UnreadableError(InputError, OSError):
+    """A file of the target exists but cannot be read safely: a symlink loop, a damaged inode,
+    a FIFO or device node, or more bytes than what it should be could hold.
+
+    It is an :class:`~vmimage.errors.InputError`, so a rule that meets it is skipped with the
+    reason (the engine's rule) and the CLI prints one line; and an ``OSError``, so code that
+    already treats any ``OSError`` as "cannot use this path" keeps doing so.
+    """
+
+    def __init__(self, path: str, problem: str, code: int = errno_module.EIO) -> None:
+        InputError.__init__(self, path, problem)
+        self.errno = code
+        self.strerror = problem
+        self.filename = path
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.problem}"
+
+    def __reduce__(self) -> tuple[type[UnreadableError], tuple[str, str, int]]:
+        return type(self), (self.source, self.problem, self.errno or errno_module.EIO)
+
+
+def unreadable(exc: BaseException, path: str) -> UnreadableError:
+    """The typed error for a failure of a filesystem binding or the host while reading
+    ``path``: the first line of its message, never a traceback's worth."""
+    if isinstance(exc, UnreadableError):
+        return exc
+    code = exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) else \
+        errno_module.EIO
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    first = (text.splitlines() or [type(exc).__name__])[0][:200]
+    return UnreadableError(path, f"cannot be read: {first}", code)
+
+
+def too_large(path: str, size: int, max_size: int) -> UnreadableError:
+    """The refusal of a file larger than what it should be (a hostile or damaged inode)."""
+    return UnreadableError(path, f"{size} bytes, over the {max_size}-byte limit for this file; "
+                                 "not read", errno_module.EFBIG)
+
+
+def not_regular(path: str, mode: int) -> UnreadableError:
+    """The refusal of a FIFO, socket or device node where a file's content is wanted: opening
+    one on the host could block forever or read a host device."""
+    kinds = ((stat_module.S_ISFIFO, "a FIFO"), (stat_module.S_ISCHR, "a character device"),
+             (stat_module.S_ISBLK, "a block device"), (stat_module.S_ISSOCK, "a socket"),
+             (stat_module.S_ISLNK, "a symbolic link"))
+    kind = next((name for test, name in kinds if test(mode)), f"of type {mode >> 12:o}")
+    return UnreadableError(path, f"is {kind}, not a regular file; not read", errno_module.EINVAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +152,14 @@ class Target(Protocol):
     #: ``filesystem`` always; ``disk`` for an image file; ``live`` when ``run`` works.
     capabilities: frozenset[str]
 
-    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        """The file's content (its first ``limit`` bytes when given)."""
+    def read_bytes(self, path: str, limit: int | None = None, *,
+                   max_size: int = BYTES_MAX) -> bytes:
+        """The file's content: its first ``limit`` bytes when given, else all of it, refused
+        (:class:`UnreadableError`) when over ``max_size``."""
         ...
 
-    def read_text(self, path: str) -> str:
-        """The file decoded as UTF-8, undecodable bytes replaced."""
+    def read_text(self, path: str, max_size: int = TEXT_MAX) -> str:
+        """The file decoded as UTF-8, undecodable bytes replaced; refused over ``max_size``."""
         ...
 
     def exists(self, path: str) -> bool:
@@ -135,8 +202,10 @@ class PathTarget:
         """The path with symlinks resolved inside the target's root."""
         raise NotImplementedError
 
-    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        """The file's content (its first ``limit`` bytes when given)."""
+    def read_bytes(self, path: str, limit: int | None = None, *,
+                   max_size: int = BYTES_MAX) -> bytes:
+        """The file's content: its first ``limit`` bytes when given, else all of it, refused
+        (:class:`UnreadableError`) when over ``max_size``."""
         raise NotImplementedError
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
@@ -147,12 +216,14 @@ class PathTarget:
         """Names in a directory, sorted."""
         raise NotImplementedError
 
-    def read_text(self, path: str) -> str:
-        """The file decoded as UTF-8, undecodable bytes replaced."""
-        return self.read_bytes(path).decode("utf-8", "replace")
+    def read_text(self, path: str, max_size: int = TEXT_MAX) -> str:
+        """The file decoded as UTF-8, undecodable bytes replaced; refused over ``max_size``."""
+        return self.read_bytes(path, max_size=max_size).decode("utf-8", "replace")
 
     def exists(self, path: str) -> bool:
-        """Whether the path exists (following symlinks inside the root)."""
+        """Whether the path exists (following symlinks inside the root); False for a symlink
+        loop, as ``os.path.exists`` says. A fact reader that must not take an unreadable file
+        for an absent one reads it instead and lets :class:`UnreadableError` through."""
         try:
             self.resolve(path)
         except OSError:

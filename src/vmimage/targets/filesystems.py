@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import errno
 import stat as stat_module
+import struct
 from typing import Protocol
 
 from vmimage.disk.sources import FileWindow
-from vmimage.targets.base import FileStat
+from vmimage.targets.base import BYTES_MAX, FileStat, UnreadableError, not_regular, too_large
 from vmimage.targets.signatures import EXT_TYPES
+
+#: What a damaged filesystem makes the bindings (or our FAT reader) raise: I/O errors, sizes
+#: that overflow, allocations that fail. Each becomes :class:`UnreadableError`.
+BINDING_ERRORS = (OSError, OverflowError, MemoryError, IndexError, KeyError, struct.error,
+                   ZeroDivisionError, RecursionError)
+#: Entries one directory may list; a real /usr/lib holds a few thousand.
+MAX_ENTRIES = 1_000_000
 
 
 class _Entry(Protocol):
@@ -78,12 +86,16 @@ class Filesystem:
         if path not in self._entries:
             try:
                 self._entries[path] = self._volume.get_file_entry_by_path(path)
-            except OSError as exc:
-                raise OSError(errno.EIO, f"{self.fs_type}: cannot read: {short_error(exc)}",
-                              path) from None
-            except ValueError:  # a NUL or a lone surrogate: no such name can be stored
+            except (ValueError, UnicodeError):  # a NUL or a lone surrogate: no such name
                 self._entries[path] = None
+            except BINDING_ERRORS as exc:
+                raise self._unreadable(exc, path) from None
         return self._entries[path]
+
+    def _unreadable(self, exc: BaseException, path: str) -> UnreadableError:
+        """A damaged inode or block as the typed error, naming the filesystem."""
+        return UnreadableError(path, f"{self.fs_type}: cannot read: {short_error(exc)}",
+                               errno.EIO)
 
     def _existing(self, path: str) -> _Entry:
         entry = self._entry(path)
@@ -91,12 +103,18 @@ class Filesystem:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
         return entry
 
+    def _mode(self, entry: _Entry, path: str) -> int:
+        try:
+            return int(entry.get_file_mode())
+        except (*BINDING_ERRORS, ValueError) as exc:
+            raise self._unreadable(exc, path) from None
+
     def kind(self, path: str) -> str | None:
         """``dir``, ``link``, ``file`` (anything else that exists) or None (lstat-like)."""
         entry = self._entry(path)
         if entry is None:
             return None
-        mode = entry.get_file_mode()
+        mode = self._mode(entry, path)
         if stat_module.S_ISDIR(mode):
             return "dir"
         return "link" if stat_module.S_ISLNK(mode) else "file"
@@ -104,46 +122,70 @@ class Filesystem:
     def readlink(self, path: str) -> str:
         """A symlink's target as stored."""
         entry = self._existing(path)
-        if not stat_module.S_ISLNK(entry.get_file_mode()):
+        if not stat_module.S_ISLNK(self._mode(entry, path)):
             raise OSError(errno.EINVAL, "Invalid argument: not a symbolic link", path)
-        return entry.get_symbolic_link_target() or ""
+        try:
+            return entry.get_symbolic_link_target() or ""
+        except (*BINDING_ERRORS, ValueError) as exc:
+            raise self._unreadable(exc, path) from None
 
     def lstat(self, path: str) -> FileStat:
         """Mode, size, owner and modification time, not following a final symlink."""
         entry = self._existing(path)
-        mtime_ns = entry.get_modification_time_as_integer() or 0
-        return FileStat(entry.get_file_mode(), entry.get_size(), entry.get_owner_identifier(),
-                        entry.get_group_identifier(), mtime_ns / 1e9)
+        try:
+            mtime_ns = entry.get_modification_time_as_integer() or 0
+            return FileStat(entry.get_file_mode(), entry.get_size(),
+                            entry.get_owner_identifier(), entry.get_group_identifier(),
+                            mtime_ns / 1e9)
+        except (*BINDING_ERRORS, ValueError) as exc:
+            raise self._unreadable(exc, path) from None
 
     def listdir(self, path: str) -> list[str]:
-        """Sorted names in a directory."""
+        """Sorted names in a directory (at most :data:`MAX_ENTRIES`: a damaged directory
+        claiming millions is refused rather than listed)."""
         entry = self._existing(path)
-        if not stat_module.S_ISDIR(entry.get_file_mode()):
+        if not stat_module.S_ISDIR(self._mode(entry, path)):
             raise NotADirectoryError(errno.ENOTDIR, "Not a directory", path)
         names = []
         try:
-            for index in range(entry.get_number_of_sub_file_entries()):
+            count = entry.get_number_of_sub_file_entries()
+            if count > MAX_ENTRIES:
+                raise UnreadableError(path, f"{self.fs_type}: a directory of {count} entries, "
+                                            f"over the limit of {MAX_ENTRIES}; not listed")
+            for index in range(count):
                 name = entry.get_sub_file_entry(index).get_name()
                 if name and name not in (".", ".."):
                     names.append(name)
-        except OSError as exc:
-            raise OSError(errno.EIO, f"{self.fs_type}: cannot read: {short_error(exc)}",
-                          path) from None
+        except UnreadableError:
+            raise
+        except (*BINDING_ERRORS, ValueError) as exc:
+            raise self._unreadable(exc, path) from None
         return sorted(names)
 
-    def read(self, path: str, limit: int | None = None) -> bytes:
-        """A regular file's content, or its first ``limit`` bytes."""
+    def read(self, path: str, limit: int | None = None, max_size: int = BYTES_MAX) -> bytes:
+        """A regular file's content, or its first ``limit`` bytes.
+
+        Without ``limit`` a file over ``max_size`` is refused before anything is read: the
+        size is the inode's claim (1 TB in a 64 MiB image), and the binding would try to
+        allocate all of it. FIFOs, sockets and device nodes hold no content: refused.
+        """
         entry = self._existing(path)
-        mode = entry.get_file_mode()
+        mode = self._mode(entry, path)
         if stat_module.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
-        size = entry.get_size()
-        size = size if limit is None else min(size, limit)
+        if not stat_module.S_ISREG(mode):
+            raise not_regular(path, mode)
+        try:
+            size = int(entry.get_size())
+        except (*BINDING_ERRORS, ValueError) as exc:
+            raise self._unreadable(exc, path) from None
+        if limit is None and size > max_size:
+            raise too_large(path, size, max_size)
+        size = size if limit is None else min(size, max(limit, 0))
         try:
             return bytes(entry.read_buffer_at_offset(size, 0)) if size > 0 else b""
-        except OSError as exc:
-            raise OSError(errno.EIO, f"{self.fs_type}: cannot read: {short_error(exc)}",
-                          path) from None
+        except (*BINDING_ERRORS, ValueError) as exc:
+            raise self._unreadable(exc, path) from None
 
     def close(self) -> None:
         """Close the binding's volume."""

@@ -8,23 +8,33 @@ cache (:mod:`vmimage.targets.blockio`) and ``bytes_read`` says what the image co
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import replace
 
 from vmimage.disk.inspect import DiskInfo, open_disk
 from vmimage.errors import UnsupportedError
 from vmimage.targets import lvm, partitions, paths
-from vmimage.targets.base import DiskLayout, FileStat, Partition, PathTarget
+from vmimage.targets.base import (
+    BYTES_MAX,
+    DiskLayout,
+    FileStat,
+    Partition,
+    PathTarget,
+    UnreadableError,
+)
 from vmimage.targets.blockio import BlockCache
-from vmimage.targets.filesystems import Filesystem, short_error
+from vmimage.targets.filesystems import BINDING_ERRORS, Filesystem, short_error
 from vmimage.targets.fstab import FstabEntry, parse_fstab
-from vmimage.targets.mounts import Mount, MountTable, match_spec, names_a_device
+from vmimage.targets.mounts import Mount, MountTable, VolumeIndex, names_a_device
 from vmimage.targets.partitions import Table, Volume
 from vmimage.targets.signatures import READABLE, ROOT_TYPES
 
 SWAP_MOUNTPOINT = "[SWAP]"  # Partition.mountpoint of a swap volume fstab names, as lsblk shows
 #: Filesystems a root could be on but which vmimage cannot read.
 UNREADABLE_ROOT = frozenset({"btrfs", "crypto_LUKS"})
+#: Filesystems opened while looking for the root: a real disk has a handful.
+MAX_ROOT_CANDIDATES = 64
 
 
 class ImageTarget(PathTarget):
@@ -43,6 +53,7 @@ class ImageTarget(PathTarget):
         self._first_mib: tuple[tuple[tuple[int, int], ...], bool] | None = None
         self._table = Table("none")
         self._volumes: list[Volume] = []
+        self._index = VolumeIndex([])
         self._closed = False
         #: What the reader met and could not use: damaged tables, unreadable filesystems.
         self.notes: list[str] = []
@@ -65,6 +76,7 @@ class ImageTarget(PathTarget):
             self._groups = lvm.open_volume_groups(pvs)
             self.notes += self._groups.notes
         self._volumes = self._table.volumes + self._groups.volumes
+        self._index = VolumeIndex(self._volumes)
         root = self._find_root()
         if root is None:
             self._no_root()
@@ -80,7 +92,7 @@ class ImageTarget(PathTarget):
         if name not in self._filesystems:
             try:
                 self._filesystems[name] = Filesystem(volume.part.fs_type, volume.window, options)
-            except OSError as exc:
+            except (*BINDING_ERRORS, ValueError) as exc:  # a damaged superblock, whatever form
                 self.notes.append(f"{name}: {volume.part.fs_type} cannot be opened: "
                                   f"{short_error(exc)}")
                 return None
@@ -96,7 +108,7 @@ class ImageTarget(PathTarget):
             entries = parse_fstab(fs.read("/etc/fstab").decode("utf-8", "replace"))
         except OSError:
             return 0
-        if any(e.file == "/" and match_spec(e.spec, self._volumes) is volume for e in entries):
+        if any(e.file == "/" and self._index.match(e.spec) is volume for e in entries):
             return 3
         return 2 if has_release else 1
 
@@ -107,9 +119,19 @@ class ImageTarget(PathTarget):
         copied onto a data partition must not be taken for the system.
         """
         best: tuple[int, Volume] | None = None
+        seen: set[tuple[int, int, str]] = set()
         for volume in self._volumes:
             if volume.part.fs_type not in ROOT_TYPES:
                 continue
+            # the same filesystem behind many entries of a hostile table is looked at once
+            where = (volume.window.offset, volume.part.size, volume.part.uuid)
+            if where in seen:
+                continue
+            seen.add(where)
+            if len(seen) > MAX_ROOT_CANDIDATES:
+                self.notes.append(f"more than {MAX_ROOT_CANDIDATES} filesystems could be the "
+                                  "root; the others were not looked at")
+                break
             fs = self._fs(volume)
             score = self._root_score(volume, fs) if fs else 0
             if score and (best is None or score > best[0]):
@@ -134,7 +156,7 @@ class ImageTarget(PathTarget):
             self.notes.append(f"the root filesystem's /etc/fstab cannot be read: {exc}")
             return
         for entry in self.fstab:
-            volume = match_spec(entry.spec, self._volumes)
+            volume = self._index.match(entry.spec)
             point = paths.normalize(entry.file)
             if volume is None:
                 if names_a_device(entry.spec):
@@ -245,10 +267,15 @@ class ImageTarget(PathTarget):
             raise FileNotFoundError(2, "No such file or directory (no root filesystem)", path)
         return paths.resolve(path, self._kind, self._readlink, follow_last)
 
-    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        """A file's content (its first ``limit`` bytes), following links inside the image."""
+    def read_bytes(self, path: str, limit: int | None = None, *,
+                   max_size: int = BYTES_MAX) -> bytes:
+        """A regular file's content (its first ``limit`` bytes), following links inside the
+        image; refused over ``max_size`` (:class:`~vmimage.targets.base.UnreadableError`)."""
         fs, inner = self._locate(self.resolve(path))
-        return fs.read(inner, limit)
+        try:
+            return fs.read(inner, limit, max_size)
+        except UnreadableError as exc:
+            raise UnreadableError(path, exc.problem, exc.errno or errno.EIO) from None
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
         """Mode, size, owner and modification time."""

@@ -30,32 +30,65 @@ def names_a_device(spec: str) -> bool:
     return bool(_DEVICE_SPEC.match(spec))
 
 
-def match_spec(spec: str, volumes: list[Volume]) -> Volume | None:
-    """The volume an fstab spec names, or None when it names none of this disk's."""
+def _canonical(spec: str) -> tuple[str, str, str]:
+    """``(spec, key, value)`` with a ``/dev/disk/by-*`` link turned into its ``KEY=value``."""
     spec = spec.strip('"')
     if spec.startswith("/dev/disk/"):
         parts = spec.split("/")
         if len(parts) == 5 and parts[3] in _BY:
             spec = f"{_BY[parts[3]]}={_udev_unescape(parts[4])}"
     key, _, value = spec.partition("=")
-    value = value.strip('"')
-    for volume in volumes:
-        part = volume.part
-        if ((key == "UUID" and value and value.lower() == part.uuid.lower())
-                or (key == "LABEL" and value and value == part.label)
-                or (key == "PARTUUID" and value and value.lower() == volume.partuuid.lower())
-                or (key == "PARTLABEL" and value and value == volume.partlabel)
-                or spec in volume.devices):
-            return volume
-    kernel = _KERNEL_NAME.match(spec)
-    if kernel:
-        number = int(kernel.group(1)) if kernel.group(1) else None
+    return spec, key, value.strip('"')
+
+
+class VolumeIndex:
+    """The disk's volumes by every name fstab may give them, built once.
+
+    Matching each fstab line of each candidate root against every volume is quadratic in the
+    number of volumes, and a hostile GPT holds thousands: one dictionary lookup per line is
+    not. The first volume (in disk order) that carries a name wins, as the loop it replaces.
+    """
+
+    def __init__(self, volumes: list[Volume]) -> None:
+        self._names: dict[tuple[str, str], Volume] = {}
+        self._numbers: dict[int, Volume] = {}
+        self._whole: Volume | None = None
         for volume in volumes:
-            if volume.part.scheme in ("mbr", "gpt") and volume.number == number:
-                return volume
-            if number is None and volume.part.scheme == "none":
-                return volume
-    return None
+            part = volume.part
+            for key, value in (("UUID", part.uuid.lower()), ("LABEL", part.label),
+                               ("PARTUUID", volume.partuuid.lower()),
+                               ("PARTLABEL", volume.partlabel),
+                               *(("device", d) for d in volume.devices)):
+                if value:
+                    self._names.setdefault((key, value), volume)
+            if part.scheme in ("mbr", "gpt") and volume.number is not None:
+                self._numbers.setdefault(volume.number, volume)
+            if part.scheme == "none" and self._whole is None:
+                self._whole = volume
+
+    def match(self, spec: str) -> Volume | None:
+        """The volume an fstab spec names, or None when it names none of this disk's."""
+        spec, key, value = _canonical(spec)
+        if value:
+            lookup = value.lower() if key in ("UUID", "PARTUUID") else value
+            found = self._names.get((key, lookup))
+            if found is not None:
+                return found
+        found = self._names.get(("device", spec))
+        if found is not None:
+            return found
+        kernel = _KERNEL_NAME.match(spec)
+        if kernel:
+            if kernel.group(1):
+                return self._numbers.get(int(kernel.group(1)))
+            return self._whole
+        return None
+
+
+def match_spec(spec: str, volumes: list[Volume] | VolumeIndex) -> Volume | None:
+    """The volume an fstab spec names, or None when it names none of this disk's."""
+    index = volumes if isinstance(volumes, VolumeIndex) else VolumeIndex(volumes)
+    return index.match(spec)
 
 
 @dataclass

@@ -43,6 +43,9 @@ _GPT_TYPES = {
     "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC": "windows-recovery",
 }
 _GPT_LEGACY_BOOTABLE = 1 << 2
+#: Bounds on a GPT's entry array: real tables hold 128 entries of 128 bytes (16 KiB).
+GPT_MAX_ENTRIES = 4096
+GPT_MAX_ARRAY = 1024 * 1024
 
 
 @dataclass
@@ -147,25 +150,60 @@ def _read_logical(reader: Reader, disk_size: int, ext_lba: int, disk_id: int,
 
 # ---- GPT -------------------------------------------------------------------------------------
 
-def _gpt_header(reader: Reader, lba: int) -> GptHeader | None:
-    header = GptHeader.unpack(reader.read(lba * SECTOR, SECTOR))
-    if header is None or not header.crc_ok or header.my_lba != lba:
+def _gpt_problem(header: GptHeader, lba: int, disk_sectors: int) -> str | None:
+    """Why a GPT header cannot be used, or None: every size is checked before it is trusted.
+
+    The UEFI specification's rules: a header of 92 to 512 bytes with a good CRC at the LBA it
+    names; entries of 128 x 2^n bytes (a hostile 8 or 16 would make every entry shorter than
+    the fields read from it); an entry array that fits on the disk, outside the header, and
+    within :data:`GPT_MAX_ARRAY` bytes (a real one is 16 KiB).
+    """
+    if not 92 <= header.header_size <= SECTOR or not header.crc_ok or header.my_lba != lba:
+        return "bad header size, CRC or location"
+    size = header.entry_size
+    if size < 128 or size > 4096 or size & (size - 1):
+        return f"partition entry size {size} is not 128 x 2^n"
+    if not 0 < header.num_entries <= GPT_MAX_ENTRIES:
+        return f"{header.num_entries} partition entries (at most {GPT_MAX_ENTRIES})"
+    array = header.num_entries * size
+    if array > GPT_MAX_ARRAY:
+        return f"a partition entry array of {array} bytes (at most {GPT_MAX_ARRAY})"
+    first, sectors = header.entries_lba, header.entries_sectors
+    if first < 2 or first + sectors > disk_sectors or first <= lba < first + sectors:
+        return (f"the partition entry array (LBA {first}, {sectors} sectors) lies outside the "
+                f"disk ({disk_sectors} sectors) or over its header")
+    return None
+
+
+def _gpt_header(reader: Reader, lba: int, disk_sectors: int,
+                notes: list[str]) -> GptHeader | None:
+    """The GPT header at ``lba`` when it is whole and its sizes are sane, else None (with a
+    note saying why when a header is there at all)."""
+    if not 0 < lba < disk_sectors:
         return None
-    if not 0 < header.entry_size <= 4096 or header.num_entries > 65536:
+    header = GptHeader.unpack(reader.read(lba * SECTOR, SECTOR).ljust(SECTOR, b"\0"))
+    if header is None:
+        return None
+    problem = _gpt_problem(header, lba, disk_sectors)
+    if problem is not None:
+        notes.append(f"GPT header at LBA {lba} ignored: {problem}")
         return None
     return header
 
 
 def _gpt_entries(reader: Reader, header: GptHeader) -> bytes | None:
     raw = reader.read(header.entries_lba * SECTOR, header.num_entries * header.entry_size)
+    if len(raw) != header.num_entries * header.entry_size:
+        return None
     return raw if zlib.crc32(raw) == header.entries_crc else None
 
 
 def _read_gpt(reader: Reader, disk_size: int, notes: list[str]) -> Table | None:
-    primary = _gpt_header(reader, 1)
+    disk_sectors = disk_size // SECTOR
+    primary = _gpt_header(reader, 1, disk_sectors, notes)
     header, raw = primary, _gpt_entries(reader, primary) if primary else None
     if raw is None:
-        backup = _gpt_header(reader, disk_size // SECTOR - 1)
+        backup = _gpt_header(reader, disk_sectors - 1, disk_sectors, notes)
         raw = _gpt_entries(reader, backup) if backup else None
         if raw is None or backup is None:
             if primary is not None:
@@ -181,6 +219,10 @@ def _read_gpt(reader: Reader, disk_size: int, notes: list[str]) -> Table | None:
         if type_guid.int == 0:
             continue
         first, last, attributes = struct.unpack_from("<QQQ", entry, 32)
+        if last < first or first >= disk_sectors:
+            table.notes.append(f"p{index + 1}: GPT entry ends (LBA {last}) before it starts "
+                               f"(LBA {first}) or starts past the end of the disk; ignored")
+            continue
         type_id = str(type_guid).upper()
         name = entry[56:128].decode("utf-16-le", "replace").split("\0", 1)[0]
         table.volumes.append(_volume(

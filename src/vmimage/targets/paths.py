@@ -7,8 +7,11 @@ function, given two primitives: ``lstat``-like ``kind`` and ``readlink``.
 
 from __future__ import annotations
 
+import errno
 import posixpath
 from collections.abc import Callable
+
+from vmimage.targets.base import UnreadableError
 
 MAX_LINKS = 40  # as Linux's MAXSYMLINKS: a loop fails instead of hanging
 
@@ -40,7 +43,8 @@ def resolve(path: str, kind: KindFn, readlink: ReadlinkFn, follow_last: bool = T
         FileNotFoundError: a component is missing (the path as given is in the message), or
             the path holds a NUL, which no file name can.
         NotADirectoryError: a component that must be a directory is not one.
-        OSError: too many levels of symbolic links.
+        UnreadableError: too many levels of symbolic links (a loop, or a chain longer than
+            Linux follows): typed, so a fact reader's caller skips with the reason.
     """
     if "\0" in path:  # from image content (a config file's value): missing, not ValueError
         raise FileNotFoundError(2, "No such file or directory", path)
@@ -60,7 +64,8 @@ def resolve(path: str, kind: KindFn, readlink: ReadlinkFn, follow_last: bool = T
         if what == "link" and (pending or follow_last):
             links += 1
             if links > MAX_LINKS:
-                raise OSError(40, "Too many levels of symbolic links", path)
+                raise UnreadableError(path, f"too many levels of symbolic links (over "
+                                            f"{MAX_LINKS}: a loop or a long chain)", errno.ELOOP)
             target = readlink(candidate)
             if target.startswith("/"):
                 done = []

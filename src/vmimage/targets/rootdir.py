@@ -6,13 +6,25 @@ inside ``/mnt/image`` means ``/mnt/image/run/...``.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from pathlib import Path
 
 from vmimage.errors import InputError
 from vmimage.targets import paths
-from vmimage.targets.base import DiskLayout, FileStat, PathTarget
+from vmimage.targets.base import (
+    BYTES_MAX,
+    DiskLayout,
+    FileStat,
+    PathTarget,
+    not_regular,
+    too_large,
+    unreadable,
+)
+
+#: Read in pieces this size, so a file that grows while read costs at most one more piece.
+_CHUNK = 1024 * 1024
 
 
 class RootDirTarget(PathTarget):
@@ -49,10 +61,34 @@ class RootDirTarget(PathTarget):
     def _real(self, path: str) -> Path:
         return self._host(self.resolve(path))
 
-    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        """Read a file, following links inside the root."""
-        with open(self._real(path), "rb") as f:
-            return f.read() if limit is None else f.read(limit)
+    def read_bytes(self, path: str, limit: int | None = None, *,
+                   max_size: int = BYTES_MAX) -> bytes:
+        """Read a regular file, following links inside the root.
+
+        The file is stat'ed before it is opened and opened with ``O_NONBLOCK|O_NOFOLLOW``:
+        ``open()`` on a FIFO blocks forever and on a device node reads the host's device, so
+        anything but a regular file is refused, and a file over ``max_size`` is too.
+        """
+        host = self._real(path)
+        try:
+            fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+                raise
+            raise unreadable(exc, path) from None
+        with os.fdopen(fd, "rb", buffering=0) as fh:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(21, "Is a directory", path)
+            if not stat.S_ISREG(st.st_mode):
+                raise not_regular(path, st.st_mode)
+            want = limit if limit is not None else max_size + 1
+            if limit is None and st.st_size > max_size:
+                raise too_large(path, st.st_size, max_size)
+            data = _read_upto(fh, want, path)
+        if limit is None and len(data) > max_size:
+            raise too_large(path, len(data), max_size)
+        return data
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
         """Stat inside the root."""
@@ -74,3 +110,17 @@ class RootDirTarget(PathTarget):
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _read_upto(fh: io.RawIOBase, size: int, path: str) -> bytes:
+    """At most ``size`` bytes, in pieces; a host read error becomes the typed error."""
+    out = bytearray()
+    try:
+        while len(out) < size:
+            piece = fh.read(min(_CHUNK, size - len(out)))
+            if not piece:
+                break
+            out += piece
+    except OSError as exc:
+        raise unreadable(exc, path) from None
+    return bytes(out)

@@ -129,6 +129,24 @@ def texts(ctx: OfferContext) -> Iterator[Outcome]:
         elif len(value) > limit:
             yield Outcome(None, f"{name} is {len(value)} characters: at most {limit}",
                           (ctx.ev(key, value, f"at most {limit} characters"),))
-        if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value):
-            yield Outcome(None, f"{name} holds a line break or a control character",
-                          (ctx.ev(key),))
+        bad = _unreadable(value)
+        if bad is not None:
+            yield Outcome(None, f"{name} holds {bad}", (ctx.ev(key),))
+
+
+#: Bidirectional embeddings, overrides, isolates and marks: they make a title read in another
+#: order than it is written (U+202E turns "exe.txt" around) wherever it is shown.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _unreadable(value: str) -> str | None:
+    """What in a customer-visible text cannot be shown as written, or None."""
+    for c in value:
+        code = ord(c)
+        if code < 32 or 0x7F <= code < 0xA0:
+            return "a line break or a control character"
+        if c in _BIDI:
+            return f"a bidirectional control character (U+{code:04X})"
+        if 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+            return f"a character that is not text (U+{code:04X})"
+    return None

@@ -18,7 +18,7 @@ from vmimage.findings import Finding
 from vmimage.profiles import Profile
 from vmimage.rules import Subject, rules_for, run_rules
 from vmimage.storage.sas_rules import offline, online
-from vmimage.storage.sas_rules.context import SasContext, parse_sas_uri
+from vmimage.storage.sas_rules.context import DEADLINE, SasContext, parse_sas_uri
 
 __all__ = ["SasContext", "parse_sas_uri", "rule_modules", "verify_sas"]
 
@@ -26,14 +26,19 @@ rule_modules = (offline, online)
 
 
 def verify_sas(uris: list[str], profile: Profile, online: bool = True,
-               now: datetime | None = None, timeout: float = 30.0) -> list[Finding]:
-    """One finding per SAS rule per URI, in the order the URIs were given."""
+               now: datetime | None = None, timeout: float = 30.0,
+               deadline: float = DEADLINE) -> list[Finding]:
+    """One finding per SAS rule per URI, in the order the URIs were given.
+
+    ``timeout`` bounds each connection and read; ``deadline`` bounds all the network work for
+    one URI, retries included (a server may answer every read just in time, for ever).
+    """
     moment = now or datetime.now(UTC)
     parsed = [parse_sas_uri(u) for u in uris]
     findings: list[Finding] = []
     metas = rules_for(Subject.SAS_URI)
     for i, uri in enumerate(parsed):
         ctx = SasContext(uri=uri, earlier=tuple(parsed[:i]), profile=profile, now=moment,
-                         timeout=timeout, online=online)
+                         timeout=timeout, online=online, budget=deadline)
         findings += run_rules(metas, ctx)
     return findings

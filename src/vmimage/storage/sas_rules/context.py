@@ -1,11 +1,23 @@
 """What a SAS rule reads: one URI taken apart, the URIs given before it, the profile, the
-moment of the check, and (online) the blob the URI opens, fetched once for every rule."""
+moment of the check, and (online) the blob the URI opens, fetched once for every rule.
+
+The endpoint may be anyone's, so the live test trusts it with nothing: the query is passed to
+the SDK as a SAS credential whatever its fields (left to itself, the SDK reads a query with a
+field it does not know as an account key and signs with it: a false "does not open"),
+redirects are never followed (a 3xx is a failure naming the status, not a trip to another
+host or port), and everything the URI's blob costs, retries included, ends by one deadline
+per URI (a per-read timeout alone lets a server that sends a byte a second hold us for
+minutes).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vmimage.disk import vhd
 from vmimage.errors import VmimageError
@@ -17,7 +29,13 @@ from vmimage.storage.blob_url import BlobUrl, parse_sas_url
 from vmimage.storage.errors import describe, error_code
 
 if TYPE_CHECKING:
+    from azure.core.credentials import AzureSasCredential
     from azure.storage.blob import BlobClient
+
+T = TypeVar("T")
+
+#: Seconds all the network work for one URI may take, retries included.
+DEADLINE = 60.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +116,15 @@ class SasContext:
     now: datetime
     timeout: float = 30.0
     online: bool = True
+    #: Seconds every request for this URI may take in all, from now (None: no bound).
+    budget: float | None = DEADLINE
     _client: Any = None
+    _abandon: threading.Event = field(default_factory=threading.Event)
+    _deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is not None:
+            self._deadline = time.monotonic() + self.budget
     _state: BlobState | BlobUnreadable | None = None
     _footer: vhd.Footer | VmimageError | None = field(default=None)
 
@@ -152,7 +178,8 @@ class SasContext:
         if self._client is None:
             url = self.uri.address
             self._client = BlobClient(url.account_url, url.container, url.blob,
-                                      credential=url.sas, retry_total=0,
+                                      credential=sas_credential(url.sas), retry_total=0,
+                                      permit_redirects=False,
                                       connection_timeout=self.timeout,
                                       read_timeout=self.timeout)
         client: BlobClient = self._client
@@ -166,12 +193,13 @@ class SasContext:
                 or "sig" not in u.fields:
             return BlobUnreadable("not an http(s) SAS URI naming a blob")
         try:
-            props = retry.call(self._blob_client().get_blob_properties,
-                               retry.RetryPolicy(attempts=3))
+            props = self._bounded(self._blob_client().get_blob_properties)
         except ResourceNotFoundError as exc:
             return BlobUnreadable(f"the blob does not exist ({error_code(exc) or 'BlobNotFound'})")
+        except VmimageError as exc:
+            return BlobUnreadable(str(exc))
         except Exception as exc:
-            return BlobUnreadable(redact(f"the SAS does not open the blob: {describe(exc)}"))
+            return BlobUnreadable(redact(f"the SAS does not open the blob: {_explain(exc)}"))
         kind = str(getattr(props.blob_type, "value", props.blob_type))
         lease = getattr(props.lease, "state", None) or "available"
         return BlobState(int(props.size), kind, str(lease))
@@ -185,10 +213,12 @@ class SasContext:
         def download() -> bytes:
             return bytes(client.download_blob(offset=start, length=vhd.FOOTER_SIZE).readall())
         try:
-            raw = retry.call(download, retry.RetryPolicy(attempts=3))
+            raw = self._bounded(download)
+        except VmimageError:
+            raise
         except Exception as exc:
             raise VmimageError(redact(f"cannot read bytes {start}-{size - 1}: "
-                                      f"{describe(exc)}")) from None
+                                      f"{_explain(exc)}")) from None
         footer = vhd.Footer.unpack(raw) if len(raw) == vhd.FOOTER_SIZE else None
         if footer is None:
             raise VmimageError(f"read {len(raw)} bytes instead of 512")
@@ -198,3 +228,63 @@ class SasContext:
         if problems:
             raise VmimageError("; ".join(problems))
         return footer
+
+    def _bounded(self, fn: Callable[[], T]) -> T:
+        """``fn()`` with our retries, ended by the URI's deadline.
+
+        The call runs in a daemon thread; when the deadline passes first, its client is
+        closed (which breaks the connection it waits on), its retries are stopped, and the
+        caller gets a VmimageError saying how long it waited.
+        """
+        if self._deadline is None:
+            return retry.call(fn, retry.RetryPolicy(attempts=3), self._abandon)
+        box: list[tuple[bool, Any]] = []
+
+        def run() -> None:
+            try:
+                box.append((True, retry.call(fn, retry.RetryPolicy(attempts=3),
+                                             self._abandon)))
+            except BaseException as exc:  # handed to the caller below
+                box.append((False, exc))
+
+        worker = threading.Thread(target=run, name="vmimage-sas-verify", daemon=True)
+        worker.start()
+        worker.join(max(0.0, self._deadline - time.monotonic()))
+        if not box:
+            self._abandon.set()
+            self._close()
+            raise VmimageError(f"no complete answer within the deadline of {self.budget:g} s "
+                               "for this URI: the server is too slow or stalls")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        result: T = value
+        return result
+
+    def _close(self) -> None:
+        try:
+            if self._client is not None:
+                self._client.close()
+        except Exception:  # best effort: the thread is a daemon either way
+            pass
+
+
+def sas_credential(sas: str) -> AzureSasCredential:
+    """The query as a SAS credential for the SDK, whatever its fields.
+
+    A plain string credential is read by the SDK as a SAS only when every field is one it
+    knows; one more field (``&foo=1``) and it is taken for an account key and used to sign
+    requests, which then fail. Any query we pass is a SAS, so say so explicitly.
+    """
+    from azure.core.credentials import AzureSasCredential
+
+    return AzureSasCredential(sas.lstrip("?"))
+
+
+def _explain(exc: BaseException) -> str:
+    """:func:`describe`, saying plainly that a 3xx was a redirect we did not follow."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 300 <= status < 400:
+        return (f"the server answered {status} (a redirect to elsewhere): redirects are never "
+                "followed; give the URI of the blob itself")
+    return describe(exc)
