@@ -183,3 +183,23 @@ def test_report_file_is_written_whole(disks: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["summary"]["verdict"] == "pass"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+@pytest.mark.parametrize(("path", "rule_id"), [
+    ("/etc/machine-id", "LINUX-MACHINE-ID-EMPTY"),
+    ("/etc/hostname", "LINUX-HOSTNAME-RESET"),
+    ("/etc/resolv.conf", "LINUX-RESOLV-CONF-REMOVED"),
+])
+def test_an_unreadable_file_is_not_an_absent_one(tmp_path: Path, path: str,
+                                                 rule_id: str) -> None:
+    """A symlink loop where a generalized image has no file: the rule cannot decide, so it
+    skips with the reason; it must not pass as if the file were absent."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    loop = root / path.lstrip("/")
+    os.symlink(loop.name, loop)
+    report = check_target(str(root), "azure-current")
+    [finding] = [f for f in report.findings if f.check_id == rule_id]
+    assert finding.status is Status.SKIP, (finding.status, finding.message)
+    assert path in finding.message

@@ -9,6 +9,7 @@ from vmimage.checks.context import CheckContext
 from vmimage.facts.accounts import User
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
 from vmimage.rules import rule
+from vmimage.targets.base import UnreadableError
 
 #: The stub cloud images put in root's authorized_keys to refuse root logins (LISA allows it).
 _ROOT_REFUSAL_STUB = "Please login as the user"
@@ -85,6 +86,8 @@ def _authorized_keys(ctx: CheckContext, user: User) -> list[str]:
         path = posixpath.join(user.home, ".ssh", name)
         try:
             text = ctx.target.read_text(path)
+        except UnreadableError:
+            raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
         except OSError:
             continue
         keys = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]

@@ -11,6 +11,7 @@ from vmimage.facts.bootcfg import KernelCmdline
 from vmimage.facts.versions import dpkg_compare, rpm_compare, upstream_version
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
 from vmimage.rules import rule
+from vmimage.targets.base import UnreadableError
 
 _REQUIRED = (("console", "ttyS0"), ("earlyprintk", "ttyS0"))
 _FORBIDDEN = ("libata.atapi_enabled=0", "reserve=0x1f0,0x8")
@@ -109,6 +110,8 @@ def _module_present(ctx: CheckContext, release: str, module: str, subdir: str) -
         return True
     try:
         return f"/{module}.ko" in ctx.target.read_text(f"{base}/modules.builtin")
+    except UnreadableError:
+        raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
     except OSError:
         return False
 
@@ -197,6 +200,8 @@ def kernel_modules(ctx: CheckContext) -> Outcome:
     assert ctx.target is not None
     try:
         config = ctx.target.read_text(path)
+    except UnreadableError:
+        raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
     except OSError:
         return skipped(f"{path} is absent: the kernel's build options are unknown")
     values = dict(re.findall(r"^(CONFIG_\w+)=(\S+)", config, re.MULTILINE))

@@ -9,6 +9,7 @@ from vmimage.checks.linux.common import is_file, lines_of
 from vmimage.facts.services import service_state
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
 from vmimage.rules import rule
+from vmimage.targets.base import UnreadableError
 
 #: Saved rule sets and the unit that loads each at boot.
 _RULE_FILES = (("/etc/iptables/rules.v4", ("netfilter-persistent.service",
@@ -44,6 +45,8 @@ def firewall_no_rules(ctx: CheckContext) -> Iterator[Outcome]:
     for path, units in _RULE_FILES:
         try:
             text = ctx.target.read_text(path)
+        except UnreadableError:
+            raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
         except OSError:
             continue
         rules = [(n, line) for n, line in lines_of(text)

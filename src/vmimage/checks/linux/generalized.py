@@ -5,6 +5,7 @@ from __future__ import annotations
 from vmimage.checks.context import CheckContext
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
 from vmimage.rules import rule
+from vmimage.targets.base import UnreadableError
 
 
 @rule(id="LINUX-MACHINE-ID-EMPTY", title="/etc/machine-id is empty", severity=Severity.WARNING,
@@ -17,6 +18,8 @@ def machine_id_empty(ctx: CheckContext) -> Outcome:
     assert ctx.target is not None
     try:
         value = ctx.target.read_text("/etc/machine-id").strip()
+    except UnreadableError:
+        raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
     except OSError:
         return passed("/etc/machine-id is absent", Evidence(path="/etc/machine-id",
                                                             seen="absent"))

@@ -20,6 +20,7 @@ from vmimage.facts.network import (
 from vmimage.facts.services import service_state
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
 from vmimage.rules import rule
+from vmimage.targets.base import UnreadableError
 
 
 def _distro(ctx: CheckContext) -> tuple[str, int | None, str]:
@@ -175,6 +176,8 @@ def resolv_conf_removed(ctx: CheckContext) -> Outcome:
                           Evidence(path=path, seen=f"-> {link}"))
     try:
         text = ctx.target.read_text(path)
+    except UnreadableError:
+        raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
     except OSError:
         text = ""
     servers = [line for _, line in lines_of(text) if line.startswith("nameserver")]
@@ -210,6 +213,8 @@ def hostname_reset(ctx: CheckContext) -> Outcome:
     assert ctx.target is not None
     try:
         name = ctx.target.read_text("/etc/hostname").strip()
+    except UnreadableError:
+        raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
     except OSError:
         return passed("/etc/hostname is absent", Evidence(path="/etc/hostname", seen="absent"))
     ev = Evidence(path="/etc/hostname", line=1, seen=name or "(empty)",

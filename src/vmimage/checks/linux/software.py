@@ -9,6 +9,7 @@ from vmimage.checks.context import CheckContext
 from vmimage.facts.versions import upstream_version, version_at_least
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
 from vmimage.rules import rule
+from vmimage.targets.base import UnreadableError
 
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
 
@@ -23,6 +24,8 @@ def arch_64bit(ctx: CheckContext) -> Outcome:
     for path in ("/bin/sh", "/usr/bin/env", "/sbin/init"):
         try:
             head = ctx.target.read_bytes(path, 64)
+        except UnreadableError:
+            raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
         except OSError:
             continue
         if head[:4] != b"\x7fELF" or len(head) < 20:
@@ -180,6 +183,8 @@ def repositories(ctx: CheckContext) -> Outcome:
     for path in ["/etc/apt/sources.list", *ctx.target.glob("/etc/apt/sources.list.d/*")]:
         try:
             texts.append(ctx.target.read_text(path))
+        except UnreadableError:
+            raise  # there but unreadable (a loop, a FIFO, damage): skip, never "absent"
         except OSError:
             continue
     joined = "\n".join(line for t in texts for line in t.splitlines()
