@@ -329,6 +329,21 @@ def test_sparse_vmdk_claiming_terabytes_converts_only_its_grains(tmp_path: Path)
     assert out.stat().st_blocks * 512 < MiB
 
 
+def test_vhdx_claiming_terabytes_converts_only_its_blocks(tmp_path: Path) -> None:
+    """The same for a VHDX: its BAT is walked, not 10 TiB through libvhdi."""
+    img = tmp_path / "big.vhdx"
+    run(["qemu-img", "create", "-q", "-f", "vhdx", str(img), "10T"])
+    run(["qemu-io", "-f", "vhdx", "-c", "write -P 0xab 5T 64k", "-c", "write -P 0xcd 0 4k",
+         str(img)])
+    out = tmp_path / "out.vhd"
+    res = cli("vhd", "convert", img, out, timeout=60)
+    assert res.returncode == 0, res.stderr
+    with open(out, "rb") as f:
+        assert os.pread(f.fileno(), 64 * 1024, 5 * TiB) == b"\xab" * 64 * 1024
+        assert os.pread(f.fileno(), 4096, 0) == b"\xcd" * 4096
+    assert out.stat().st_blocks * 512 < MiB
+
+
 def test_qcow2_tables_claiming_more_than_the_file_are_refused(tmp_path: Path) -> None:
     """Every L1 entry pointing at the one L2 table: a 1 MiB file claiming 10 TiB of data."""
     img = tmp_path / "loop.qcow2"

@@ -394,6 +394,7 @@ def _open_libyal(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
         else:
             import pyvhdi
 
+            ranges = _vhdx_ranges(fileobj.read_at, info.file_size)
             handle = pyvhdi.file()
             handle.open_file_object(fileobj)
             if handle.get_disk_type() == pyvhdi.disk_types.DIFFERENTIAL:
@@ -428,6 +429,19 @@ def _qcow2_ranges(path: Path, read: vmdk.Read, file_size: int
             yield from qcow2.allocated_ranges(read, file_size)
         except qcow2.Qcow2Error as exc:
             raise InputError(path, f"corrupt qcow2: {exc}") from None
+
+    return ranges
+
+
+def _vhdx_ranges(read: vhdx.Read, file_size: int) -> Callable[[], Iterator[tuple[int, int]]]:
+    """The payload blocks a VHDX's BAT places in the file (read as qemu-img reads them: any
+    other state is zeros), so a small VHDX claiming terabytes is not zero-scanned. The layout
+    was judged when the file was inspected."""
+    def ranges() -> Iterator[tuple[int, int]]:
+        layout = vhdx.read_layout(read, file_size)
+        for block in vhdx.stored_blocks(read, layout):
+            if block.payload is not None:
+                yield block.payload * layout.block_size, layout.block_size
 
     return ranges
 

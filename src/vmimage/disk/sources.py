@@ -236,9 +236,9 @@ class LibyalSource:
     """qcow2, VMDK and VHDX through the libyal bindings (pyqcow, pyvmdk, pyvhdi).
 
     No binding says which blocks are allocated (rulings): where the opener can tell from the
-    format's own tables (qcow2's L1/L2, :mod:`vmimage.disk.qcow2`) it passes ``ranges``, so
-    only those are read; otherwise ``data_ranges`` is the whole disk and callers that care skip
-    zero chunks themselves.
+    format's own tables (qcow2's L1/L2, a sparse VMDK's grain tables, a VHDX's BAT) it passes
+    ``ranges``, so only those are read; otherwise ``data_ranges`` is the whole disk and callers
+    that care skip zero chunks themselves.
     """
 
     def __init__(self, path: str, fd: int, handle: Any, reader: FdReader,  # noqa: ANN401
