@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(qemu-utils fdisk e2fsprogs xfsprogs btrfs-progs zstd mmdebstrap debootstrap
               eatmydata lvm2 dosfstools mtools util-linux ntfs-3g rpm db5.3-util
-              openssh-server)
+              openssh-server strace)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
