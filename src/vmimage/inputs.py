@@ -41,8 +41,9 @@ def _problem(exc: OSError) -> str:
     return _PROBLEMS.get(exc.errno or 0) or f"cannot read: {os.strerror(exc.errno or errno.EIO)}"
 
 
-def _kind(mode: int) -> str | None:
-    """Why a file of this mode cannot be read as an input, or None for a regular file."""
+def not_regular(mode: int) -> str | None:
+    """Why a file of this mode is no regular file (``is a FIFO (named pipe), not a regular
+    file``), or None for a regular file: the words every input and output refusal uses."""
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
@@ -64,14 +65,14 @@ def open_input(path: str | os.PathLike[str]) -> int:
         InputError: naming ``path``: missing, not a regular file, or not readable.
     """
     try:
-        kind = _kind(Path(path).stat().st_mode)
+        kind = not_regular(Path(path).stat().st_mode)
         if kind is not None:
             raise InputError(path, kind)
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:
         raise InputError(path, _problem(exc)) from None
     try:
-        kind = _kind(os.fstat(fd).st_mode)  # it may have been swapped since the stat
+        kind = not_regular(os.fstat(fd).st_mode)  # it may have been swapped since the stat
         if kind is not None:
             raise InputError(path, kind)
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)

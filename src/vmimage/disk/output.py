@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from vmimage.errors import InputError
+from vmimage.inputs import not_regular
 
 T = TypeVar("T")
 
@@ -33,15 +34,8 @@ def problem(exc: OSError) -> str:
 
 def _kind(mode: int) -> str | None:
     """Why an existing file of this mode may not be replaced by a disk image, or None."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is a directory"
-    if stat.S_ISFIFO(mode):
-        return "is a FIFO (named pipe), not a regular file: refusing to replace it"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device, not a regular file: refusing to replace it"
-    return "is not a regular file: refusing to replace it"
+    reason = not_regular(mode)
+    return None if reason is None else f"{reason}: refusing to replace it"
 
 
 def check_output(out: Path, force: bool, src: os.stat_result | None = None) -> None:
