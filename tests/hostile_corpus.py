@@ -94,12 +94,9 @@ def _manifest(path: Path, title: str = "Contoso Web", version: str = '"1.0.0"',
 DISK_FILES: dict[str, Callable[[Path], object]] = {}
 
 
-def _disk(name: str, make: Callable[[Path], object]) -> None:
-    DISK_FILES[name] = make
-
-
 def _declare_disks() -> None:
-    add = _disk
+    def add(name: str, make: Callable[[Path], object]) -> None:
+        DISK_FILES[name] = make
 
     add("empty.vhd", lambda p: p.write_bytes(b""))
     add("one-byte.raw", lambda p: p.write_bytes(b"\0"))

@@ -107,6 +107,11 @@ def _judge(run: CliRun, what: str) -> None:
             assert secret not in stream, f"{what}: a secret was printed"
 
 
+def _snapshot(directory: Path) -> dict[str, tuple[object, ...]]:
+    """The state of every file in ``directory``, to compare before and after a run."""
+    return {p.name: _state(p) for p in directory.iterdir()}
+
+
 def _run(args: list[str], inp: Path, out: Path, what: str) -> CliRun:
     argv = [a.format(**{"in": str(inp), "out": str(out)}) for a in args]
     run = run_cli_bounded(argv, seconds=90)
@@ -119,9 +124,9 @@ def _run(args: list[str], inp: Path, out: Path, what: str) -> CliRun:
 def test_disk_command(corpus: tuple[Path, dict[str, Item]], tmp_path: Path, name: str,
                       command: str) -> None:
     directory, _ = corpus
-    before = {p.name: _state(p) for p in directory.iterdir()}
+    before = _snapshot(directory)
     _run(DISK_COMMANDS[command], directory / name, tmp_path, f"{command} {name}")
-    assert {p.name: _state(p) for p in directory.iterdir()} == before
+    assert _snapshot(directory) == before
 
 
 @pytest.mark.parametrize("command", sorted(IN_PLACE_COMMANDS))
@@ -136,9 +141,9 @@ def test_in_place_command(corpus: tuple[Path, dict[str, Item]], tmp_path: Path, 
     for member in [name, *(p.name for p in directory.glob(f"{Path(name).stem}-*"))]:
         subprocess.run(["cp", "-a", "--sparse=always", str(directory / member), str(work)],
                        check=True)
-    before = {p.name: _state(p) for p in work.iterdir()}
+    before = _snapshot(work)
     run = _run(IN_PLACE_COMMANDS[command], work / name, tmp_path, f"{command} {name}")
-    after = {p.name: _state(p) for p in work.iterdir()}
+    after = _snapshot(work)
     if run.code != 0:  # refused: byte-identical, nothing left behind
         assert after == before
     else:
@@ -150,9 +155,9 @@ def test_in_place_command(corpus: tuple[Path, dict[str, Item]], tmp_path: Path, 
 def test_manifest_command(corpus: tuple[Path, dict[str, Item]], tmp_path: Path, name: str,
                           command: str) -> None:
     directory, _ = corpus
-    before = {p.name: _state(p) for p in directory.iterdir()}
+    before = _snapshot(directory)
     _run(MANIFEST_COMMANDS[command], directory / name, tmp_path, f"{command} {name}")
-    assert {p.name: _state(p) for p in directory.iterdir()} == before
+    assert _snapshot(directory) == before
 
 
 @pytest.mark.parametrize("command", sorted(URL_COMMANDS))
