@@ -7,19 +7,14 @@ so the tests do not depend on the order in which the commands are registered.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-
-import click
-import typer
-from typer.testing import CliRunner
-
-from vmimage.errors import VmimageError
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 
@@ -66,18 +61,6 @@ def write(dir_: Path, text: str, name: str = "offer.yaml") -> Path:
     return path
 
 
-def cli_app() -> typer.Typer:
-    """The offer commands mounted as ``vmimage`` mounts them."""
-    from vmimage.cli import certify, offer, submit
-
-    app = typer.Typer(pretty_exceptions_enable=False, add_completion=False,
-                      no_args_is_help=True)
-    app.add_typer(offer.app, name="offer")
-    app.add_typer(submit.app, name="submit")
-    app.command(name="certify")(certify.certify)
-    return app
-
-
 @dataclass
 class Result:
     """What a user sees: the exit code, standard output, standard error."""
@@ -88,28 +71,26 @@ class Result:
 
 
 def run_cli(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> Result:
-    """Run the commands in-process with ``vmimage.cli.main``'s mapping of errors to codes."""
-    runner = CliRunner()
-    app = cli_app()
-    holder: dict[str, int] = {}
+    """Run ``vmimage ARGS`` in-process through ``vmimage.cli.main`` (its mapping of errors to
+    exit codes included), with ``env`` added to the environment for the call."""
+    from vmimage.cli import main
 
-    def invoke() -> None:
-        try:
-            rc = app(args=[str(a) for a in args], standalone_mode=False)
-        except VmimageError as exc:
-            print(f"vmimage: {exc}", file=sys.stderr)
-            holder["rc"] = exc.exit_code
-            return
-        except click.ClickException as exc:
-            exc.show()
-            holder["rc"] = 2
-            return
-        holder["rc"] = rc if isinstance(rc, int) else 0
-
-    wrapper = typer.Typer()
-    wrapper.command()(invoke)
-    result = runner.invoke(wrapper, [], env=env, catch_exceptions=False)
-    return Result(holder.get("rc", result.exit_code), result.stdout, result.stderr)
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def tool(name: str) -> str | None:

@@ -32,7 +32,7 @@ def test_validate_good_exit_0(tmp_path: Path) -> None:
 def test_validate_failure_exit_1_names_line_and_requirement(tmp_path: Path) -> None:
     text = GOOD.replace("[Standard_D2s_v5, Standard_D4s_v5, Standard_E2s_v5]", "[A1]", 1)
     res = run_cli("offer", "validate", write(tmp_path, text), "--profile", "azure-2015",
-                  "--json")
+                  "--format", "json")
     assert res.code == 1
     data = json.loads(res.stdout)
     failed = [f for f in data["findings"] if f["status"] == "fail"]
@@ -41,7 +41,7 @@ def test_validate_failure_exit_1_names_line_and_requirement(tmp_path: Path) -> N
     assert sizes["covers"] == ["PUB-SIZES"]
     assert sizes["evidence"][0]["line"] == 14
     assert sizes["evidence"][0]["path"].endswith("offer.yaml")
-    assert data["counts"]["fail"] == 2
+    assert data["summary"]["counts"]["fail"] == 2
 
 
 def test_validate_bad_manifest_exit_1_no_traceback(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_validate_missing_manifest_exit_2(tmp_path: Path) -> None:
 
 def test_validate_previous(tmp_path: Path) -> None:
     old = write(tmp_path, GOOD.replace('version: "1.0.0"', 'version: "1.0.5"'), "published.yaml")
-    res = run_cli("offer", "validate", write(tmp_path, GOOD), "--previous", old, "--json")
+    res = run_cli("offer", "validate", write(tmp_path, GOOD), "--previous", old, "--format", "json")
     assert res.code == 1
     messages = [f["message"] for f in json.loads(res.stdout)["findings"]
                 if f["check_id"] == "OFFER-VERSION-PATCH" and f["status"] == "fail"]
@@ -70,7 +70,7 @@ def test_validate_redacts_tokens(tmp_path: Path) -> None:
     res = run_cli("offer", "validate", write(tmp_path, text))
     assert res.code == 1 and "holds a SAS token" in res.stdout
     assert "TOPSECRET123" not in res.stdout + res.stderr
-    res = run_cli("offer", "validate", write(tmp_path, text), "--json")
+    res = run_cli("offer", "validate", write(tmp_path, text), "--format", "json")
     assert "TOPSECRET123" not in res.stdout
 
 
@@ -79,14 +79,27 @@ def test_urls(tmp_path: Path) -> None:
     assert res.code == 0
     lines = res.stdout.splitlines()
     assert lines[0] == "web-gen1"
-    assert "http://azure.microsoft.com/marketplace/partners/contoso/contoso-web-web-gen1" \
+    assert "https://azuremarketplace.microsoft.com/marketplace/apps/contoso.contoso-web" \
         in lines[1]
-    assert "https://portal.azure.com/#gallery/contoso.contoso-webweb-gen1" in lines[2]
-    res = run_cli("offer", "urls", write(tmp_path, GOOD), "--json")
+    assert "https://portal.azure.com/#create/contoso.contoso-webweb-gen1" in lines[2]
+    assert "contoso:contoso-web:web-gen1:latest" in lines[3]
+    assert "marketplace/partners" not in res.stdout  # the 2015 URLs only under azure-2015
+    res = run_cli("offer", "urls", write(tmp_path, GOOD), "--format", "json")
     data = json.loads(res.stdout)
     assert [u["sku"] for u in data] == ["web-gen1", "web-gen2"]
-    assert data[1]["storefront"] == \
+    assert data[1]["listing"] == \
         "https://azuremarketplace.microsoft.com/marketplace/apps/contoso.contoso-web"
+    assert data[1]["urn"] == "contoso:contoso-web:web-gen2:latest"
+    assert "marketplace_2015" not in data[1]
+
+
+def test_urls_2015_under_azure_2015(tmp_path: Path) -> None:
+    res = run_cli("offer", "urls", write(tmp_path, GOOD), "--profile", "azure-2015")
+    assert res.code == 0, res.stderr
+    assert "http://azure.microsoft.com/marketplace/partners/contoso/contoso-web-web-gen1" \
+        in res.stdout
+    assert "https://portal.azure.com/#gallery/contoso.contoso-webweb-gen1" in res.stdout
+    assert "contoso:contoso-web:web-gen1:latest" in res.stdout  # today's stay
 
 
 def test_urls_of_a_broken_manifest_exit_2(tmp_path: Path) -> None:
@@ -109,12 +122,12 @@ def test_example_validates_with_its_disks_built(tmp_path: Path) -> None:
         create(build / f"web-{sku}-1.0.0-data0.vhd", 1 * GiB)
     for profile in ("azure-2015", "azure-current"):
         res = run_cli("offer", "validate", tmp_path / "offer.yaml", "--profile", profile,
-                      "--json")
+                      "--format", "json")
         data = json.loads(res.stdout)
         problems = [(f["check_id"], f["message"]) for f in data["findings"]
                     if f["status"] in ("fail", "warning")]
         assert res.code == 0 and problems == [], (profile, problems)
-        assert data["counts"]["skip"] == 0
+        assert data["summary"]["counts"]["skip"] == 0
 
 
 def test_example_matches_the_json_schema() -> None:

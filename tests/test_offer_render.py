@@ -150,7 +150,7 @@ def test_render_broken_manifest_is_one_line_exit_2(tmp_path: Path) -> None:
 
 def test_unknown_format(tmp_path: Path) -> None:
     res = run_cli("submit", "render", write(tmp_path, GOOD), "--format", "pdf")
-    assert res.code == 2 and "unknown format 'pdf'" in res.stderr
+    assert res.code == 2 and "invalid choice: 'pdf'" in res.stderr
 
 
 # ---- Partner Center ------------------------------------------------------------------------------

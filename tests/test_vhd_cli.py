@@ -77,14 +77,14 @@ def _empty_vhd(path: Path, size: int) -> Path:
 
 def _validate(path: Path, role: str, profile: str | None = None
               ) -> tuple[int, dict[str, dict[str, object]]]:
-    args = ["vhd", "validate", str(path), "--role", role, "--json"]
+    args = ["vhd", "validate", str(path), "--role", role, "--format", "json"]
     if profile:
         args += ["--profile", profile]
     res = vmimage(*args)
     assert res.returncode in (0, 1), res.stderr
     assert res.stderr == ""
     doc = json.loads(res.stdout)
-    assert doc["role"] == role
+    assert doc["target"]["role"] == role
     return res.returncode, {f["check_id"]: f for f in doc["findings"]}
 
 
@@ -176,7 +176,7 @@ def test_validate_dynamic_vhd_full_of_data_warns(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "problem"), [
-    (["--role", "swap"], "unknown role"),
+    (["--role", "swap"], "invalid choice: 'swap'"),
     (["--role", "data", "--profile", "azure-1999"], "unknown profile"),
 ])
 def test_validate_bad_arguments(tmp_path: Path, args: list[str], problem: str) -> None:

@@ -52,8 +52,9 @@ def find_rule(rule_id: str) -> RuleMeta:
     return meta
 
 
-def profile(name: str, subjects: Iterable[Subject] = tuple(Subject)) -> Profile:
-    """A bundled profile, checked against the registry.
+def profile(name: str | Profile, subjects: Iterable[Subject] = tuple(Subject)) -> Profile:
+    """A bundled profile, a custom profile file (``extends`` one), or a profile already loaded,
+    checked against the registry.
 
     Only the families of ``subjects`` are loaded first; if the profile names an ID none of them
     has, every family is loaded before it is judged, so the check stays complete (an unknown
@@ -63,7 +64,7 @@ def profile(name: str, subjects: Iterable[Subject] = tuple(Subject)) -> Profile:
         InputError: no such profile, or it names a rule ID no rule has.
     """
     _register(subjects)
-    loaded = load_profile(name)
+    loaded = name if isinstance(name, Profile) else load_profile(name)
     if (set(loaded.severity) | set(loaded.disabled)) - REGISTRY.keys():
         _register()
     return check_profile(loaded)

@@ -13,10 +13,12 @@ from vmimage.offer.probe import probe_disk
 from vmimage.offer.rules import validate_offer
 from vmimage.offer.sas import redact_finding
 from vmimage.offer.urls import SkuUrls
+from vmimage.profiles import DEFAULT_PROFILE, Profile
+from vmimage.report.model import Report
 from vmimage.rules import Subject
 
 
-def validate(manifest: str | os.PathLike[str], profile_name: str,
+def validate(manifest: str | os.PathLike[str], profile_name: str | Profile,
              previous: str | os.PathLike[str] | None = None,
              open_disks: bool = True) -> list[Finding]:
     """One finding per manifest rule, SAS signatures redacted.
@@ -31,10 +33,28 @@ def validate(manifest: str | os.PathLike[str], profile_name: str,
     return [redact_finding(f) for f in findings]
 
 
-def sku_urls(manifest: str | os.PathLike[str]) -> list[SkuUrls]:
-    """The public URLs of each SKU (OFR-URL).
+def sku_urls(manifest: str | os.PathLike[str], profile_name: str | Profile = DEFAULT_PROFILE
+             ) -> list[SkuUrls]:
+    """The public addresses of each SKU (OFR-URL): today's, and the 2015 guide's under a
+    profile based on ``azure-2015``.
 
     Raises:
         InputError: the manifest cannot be read, or not into the model.
     """
-    return urls.sku_urls(load_manifest(manifest).require())
+    guide_2015 = load_profile(profile_name, ()).base == "azure-2015"
+    return urls.sku_urls(load_manifest(manifest).require(), guide_2015)
+
+
+def validate_report(manifest: str | os.PathLike[str], profile_name: str | Profile,
+                    previous: str | os.PathLike[str] | None = None,
+                    open_disks: bool = True) -> Report:
+    """:func:`validate` as a report, so ``offer validate`` has every format and option."""
+    import time
+
+    from vmimage.app.results import findings_report, now
+
+    policy = load_profile(profile_name, (Subject.MANIFEST,))
+    started, clock = now(), time.perf_counter()
+    findings = validate(manifest, policy, previous, open_disks)
+    return findings_report(findings, os.fspath(manifest), "offer manifest", policy.name,
+                           started, lambda: time.perf_counter() - clock)

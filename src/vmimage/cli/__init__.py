@@ -1,40 +1,78 @@
-"""The ``vmimage`` command: thin wrappers that parse, call the library, and print.
+"""The ``vmimage`` command: thin wrappers that parse, call the application layer, and print.
 
-Exit codes: 0 all passed (warnings allowed), 1 a rule failed, 2 an input could not be used
-(one line on stderr naming it and the problem, never a traceback), 130 interrupted.
+Exit codes: 0 nothing failed (warnings allowed), 1 a rule failed, 2 an input could not be used
+(one line on stderr naming it and the problem, never a traceback), 130 interrupted, 143
+terminated.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
-import typer
-
-from vmimage.cli import certify, check, checks, offer, sas, submit, upload, vhd
+from vmimage import __version__
+from vmimage.cli.parsing import Parser, UsageError
 from vmimage.errors import VmimageError
 
-try:  # typer >= 0.24 vendors its own click, whose exceptions are other classes
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older typer uses the click package
-    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+DESCRIPTION = """Prepare, check, generalize, upload and submit Azure Marketplace VM images.
 
-app = typer.Typer(
-    name="vmimage",
-    help="Prepare, check, generalize, upload and submit Azure Marketplace VM images.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.add_typer(vhd.app, name="vhd")
-app.add_typer(checks.app, name="checks")
-app.command(name="check")(check.check)
-app.add_typer(offer.app, name="offer")
-app.add_typer(submit.app, name="submit")
-app.command(name="certify")(certify.certify)
-app.command(name="upload")(upload.upload)
-app.add_typer(sas.app, name="sas")
+Settings: a flag beats the environment (VMIMAGE_PROFILE, VMIMAGE_FAIL_ON, VMIMAGE_WAIVERS),
+which beats vmimage.toml (here or in a parent directory, or ~/.config/vmimage/); see
+docs/configuration.md. Exit codes: 0 passed, 1 a rule failed, 2 unusable input."""
+
+
+def build_parser() -> Parser:
+    """The whole command tree (every command module is thin: importing them all is cheap)."""
+    from vmimage.cli import certify, check, checks, offer, sas, submit, upload, vhd
+
+    parser = Parser(prog="vmimage", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"vmimage {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="say what is chosen and done (profile, configuration, phases)")
+    parser.add_argument("--debug", action="store_true",
+                        help="also every read of the image and every rule's time (never a "
+                             "secret)")
+    parser.set_defaults(handler=None, parser=parser)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    check.register(sub)
+    checks.register(sub)
+    vhd.register(sub)
+    upload.register(sub)
+    sas.register(sub)
+    offer.register(sub)
+    submit.register(sub)
+    certify.register(sub)
+    completion = sub.add_parser("completion", help="print a shell completion script",
+                                description="Print a completion script: eval it, or save it "
+                                            "where your shell loads completions "
+                                            "(docs/cli.md).")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+    completion.set_defaults(handler=_completion, parser=completion)
+    return parser
+
+
+def _completion(args: object) -> int:
+    from vmimage.cli.parsing import completion_script
+
+    print(completion_script(build_parser(), args.shell), end="")  # type: ignore[attr-defined]
+    return 0
+
+
+def run(argv: Sequence[str]) -> int:
+    """Parse ``argv`` and run the command; errors propagate (:func:`main` maps them)."""
+    from vmimage import log
+    from vmimage.cli import common
+
+    common.reset()
+    args = build_parser().parse_args(list(argv))
+    log.configure(verbose=args.verbose, debug=args.debug)
+    if args.handler is None:  # a group named without a command, or nothing at all
+        args.parser.print_help()
+        return 0
+    rc: int = args.handler(args)
+    return rc
 
 
 class Terminated(KeyboardInterrupt):
@@ -63,31 +101,29 @@ def _stopped() -> NoReturn:
 def _error_line(exc: BaseException | str) -> str:
     """The one line an error prints: control and bidi characters from an image or a URL
     shown escaped (they could hide text or rewrite the terminal), secrets redacted."""
-    from vmimage.report.console import printable
     from vmimage.secrets import redact
+    from vmimage.textsafe import printable
 
     return printable(redact(" ".join(str(exc).split("\n"))))
 
 
-def main() -> None:
-    """Entry point: run the app and map errors to exit codes."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the command and map errors to exit codes."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        rc = app(standalone_mode=False, prog_name="vmimage")
+        rc = run(sys.argv[1:] if argv is None else argv)
     except VmimageError as exc:
         print(f"vmimage: {_error_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        _stopped()
-    except click_exceptions.ClickException as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            sys.exit(0)  # the help is already printed: nothing was asked, nothing failed
+    except UsageError as exc:
         # One line, like every other input error: what is wrong and where to look.
-        ctx = getattr(exc, "ctx", None)
-        where = ctx.command_path if ctx is not None else "vmimage"
-        print(f"vmimage: {_error_line(exc.format_message())} (see {where} --help)",
-              file=sys.stderr)
+        print(f"vmimage: {_error_line(exc)} (see {exc.prog} --help)", file=sys.stderr)
         sys.exit(2)
-    if rc == 130:  # typer turns Ctrl-C (and so SIGTERM) into Exit(130) before it reaches us
+    except KeyboardInterrupt:
         _stopped()
-    sys.exit(rc if isinstance(rc, int) else 0)
+    except BrokenPipeError:  # `vmimage checks list | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    sys.exit(rc)

@@ -2,43 +2,46 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Annotated
+import argparse
 
-import typer
+from vmimage.cli.common import (
+    add_report_options,
+    emit,
+    plan_outputs,
+    resolve_fail_on,
+    resolve_profile,
+    resolve_waivers,
+)
+from vmimage.cli.parsing import Parser, command
+from vmimage.profiles import ROLES
 
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, choice, profile_option
-from vmimage.report import FORMATS
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``vmimage check``."""
+    p = command(sub, "check", run, run.__doc__)
+    p.add_argument("target", metavar="TARGET",
+                   help="disk image (raw, VHD, VHDX, qcow2, VMDK) or a directory holding a "
+                        "root filesystem")
+    p.add_argument("--role", choices=ROLES, default="os-linux",
+                   help="what the disk is for (default os-linux)")
+    p.add_argument("--check", dest="only", metavar="ID", action="append",
+                   help="run only this check ID (repeatable)")
+    add_report_options(p)
 
 
-def check(
-    target: Annotated[str, typer.Argument(help="Disk image (raw, VHD, VHDX, qcow2, VMDK) or a "
-                                               "directory holding a root filesystem.")],
-    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = DEFAULT,
-    fmt: Annotated[str, typer.Option("--format", help=f"Output: {', '.join(FORMATS)}.")] = "text",
-    output: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
-    role: Annotated[str, typer.Option(help="What the disk is for.")] = "os-linux",
-    only: Annotated[list[str] | None, typer.Option("--check", help="Run only this check ID "
-                                                   "(repeatable).")] = None,
-) -> int:
-    """Check TARGET against every rule of its role; exit 0 if nothing failed, 1 if a rule
-    failed, 2 if TARGET holds no operating system for an OS role."""
+def run(args: argparse.Namespace) -> int:
+    """Check TARGET against every rule of its role.
+
+    Exit 0 if nothing failed, 1 if a rule failed (or warned, with --fail-on warning), 2 if
+    TARGET cannot be used or holds no operating system for an OS role.
+    """
     from vmimage.app.check import check_target
-    from vmimage.profiles import ROLES
-    from vmimage.report.render import render
+    from vmimage.app.results import exit_code, waive
 
-    choice("--format", "format", fmt, FORMATS)
-    choice("--role", "role", role, ROLES)
-    report = check_target(target, profile_option(profile), role, only)
-    if output is None:
-        text = render(report, fmt, color=sys.stdout.isatty())
-        print(text, end="" if text.endswith("\n") else "\n")
-    else:
-        from vmimage.privatefile import write_public
-
-        write_public(output, render(report, fmt))  # temp file then rename; one-line errors
-        from vmimage.report.console import printable
-
-        print(printable(f"{output}: {report.counts_line}"))
-    return report.exit_code
+    outputs = plan_outputs(args.fmt, args.outputs)
+    failing = resolve_fail_on(args.fail_on)
+    waiver_file = resolve_waivers(args.waivers)
+    report = check_target(args.target, resolve_profile(args.profile), args.role, args.only)
+    report = waive(report, waiver_file)
+    emit(report, outputs, only_failed=args.only_failed)
+    return exit_code(report.findings, failing)

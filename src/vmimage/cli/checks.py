@@ -2,52 +2,43 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated
+import argparse
 
-import typer
-
-from vmimage.cli.options import choice
-
-app = typer.Typer(help="List every rule (image, offer and SAS) and show where each one lives.",
-                  no_args_is_help=True)
-
-LIST_FORMATS = ("text", "json")
-FormatOpt = Annotated[str, typer.Option("--format", help="text or json.")]
+from vmimage.cli.common import DATA_FORMATS, add_format, emit_data, plan_outputs, to_text
+from vmimage.cli.parsing import Parser, command, group
 
 
-def _format(fmt: str) -> str:
-    return choice("--format", "format", fmt, LIST_FORMATS)
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``vmimage checks ...``."""
+    checks = group(sub, "checks",
+                   "List every rule (image, offer and SAS) and show where each one lives.")
+    p = command(checks, "list", list_checks, list_checks.__doc__)
+    add_format(p, DATA_FORMATS)
+    p = command(checks, "show", show, show.__doc__)
+    p.add_argument("check_id", metavar="ID", help="a rule ID (any case)")
+    add_format(p, DATA_FORMATS)
 
 
-@app.command("list")
-def list_checks(fmt: FormatOpt = "text") -> int:
+def list_checks(args: argparse.Namespace) -> int:
     """Every rule: ID, title, default severity, subject, requirements covered, OS, module."""
     from vmimage.app.catalog import all_rules
     from vmimage.report.catalog import check_dict, checks_table
-    from vmimage.report.console import console
 
+    outputs = plan_outputs(args.fmt, args.outputs, DATA_FORMATS)
     metas = all_rules()
-    if _format(fmt) == "json":
-        print(json.dumps([check_dict(m) for m in metas], indent=2))
-    else:
-        console().print(checks_table(metas))
+    emit_data(lambda: to_text(checks_table(metas)), lambda: [check_dict(m) for m in metas],
+              outputs)
     return 0
 
 
-@app.command()
-def show(check_id: Annotated[str, typer.Argument(metavar="ID", help="A rule ID.")],
-         fmt: FormatOpt = "text") -> int:
+def show(args: argparse.Namespace) -> int:
     """Everything about one rule, starting with the file and line that define it."""
     from vmimage.app.catalog import find_rule, profiles
     from vmimage.report.catalog import check_detail, check_dict
-    from vmimage.report.console import console
 
-    meta = find_rule(check_id)
-    chosen = _format(fmt)
+    outputs = plan_outputs(args.fmt, args.outputs, DATA_FORMATS)
+    meta = find_rule(args.check_id)
     known = profiles()
-    if chosen == "json":
-        print(json.dumps(check_dict(meta, detail=True, profiles=known), indent=2))
-    else:
-        console().print(check_detail(meta, known))
+    emit_data(lambda: to_text(check_detail(meta, known)),
+              lambda: check_dict(meta, detail=True, profiles=known), outputs)
     return 0

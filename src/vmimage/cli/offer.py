@@ -2,67 +2,76 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 from pathlib import Path
-from typing import Annotated
 
-import typer
+from vmimage.cli.common import (
+    DATA_FORMATS,
+    add_format,
+    add_profile,
+    add_report_options,
+    emit,
+    emit_data,
+    plan_outputs,
+    resolve_fail_on,
+    resolve_profile,
+    resolve_waivers,
+)
+from vmimage.cli.parsing import Parser, command, group
 
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, profile_option
-from vmimage.findings import worst_exit_code
-
-app = typer.Typer(help="Validate an offer manifest (offer.yaml) and show its public URLs.",
-                  no_args_is_help=True)
-
-ManifestArg = Annotated[Path, typer.Argument(help="The offer manifest (offer.yaml).",
-                                             readable=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+MANIFEST_HELP = "the offer manifest (offer.yaml)"
 
 
-@app.command()
-def validate(
-    manifest: ManifestArg,
-    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = DEFAULT,
-    previous: Annotated[Path | None, typer.Option(
-        help="The manifest as last published: versions may only raise the patch number.",
-        readable=False)] = None,
-    no_disks: Annotated[bool, typer.Option("--no-disks", help="Do not open local disk files "
-                                           "(size, OS family and boot type rules skip).")] = False,
-    as_json: JsonOpt = False,
-) -> int:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``vmimage offer ...``."""
+    offer = group(sub, "offer", "Validate an offer manifest (offer.yaml) and show its public "
+                                "addresses.")
+    p = command(offer, "validate", validate, validate.__doc__)
+    p.add_argument("manifest", metavar="MANIFEST", type=Path, help=MANIFEST_HELP)
+    p.add_argument("--previous", metavar="FILE", type=Path,
+                   help="the manifest as last published: versions must move forward by the "
+                        "profile's rule")
+    p.add_argument("--no-disks", action="store_true",
+                   help="do not open local disk files (size, OS family and boot type rules "
+                        "skip)")
+    add_report_options(p)
+    p = command(offer, "urls", urls, urls.__doc__)
+    p.add_argument("manifest", metavar="MANIFEST", type=Path, help=MANIFEST_HELP)
+    add_profile(p)
+    add_format(p, DATA_FORMATS)
+
+
+def validate(args: argparse.Namespace) -> int:
     """Check every OFR-* and PUB-* rule; exit 1 when one fails, 2 when a file is unreadable."""
-    from vmimage.app.offer import validate as validate_manifest
-    from vmimage.report.console import console, render_findings, summary_line
+    from vmimage.app.offer import validate_report
+    from vmimage.app.results import exit_code, waive
 
-    chosen = profile_option(profile)
-    findings = validate_manifest(manifest, chosen, previous, open_disks=not no_disks)
-    if as_json:
-        counts = {s: sum(1 for f in findings if str(f.status) == s)
-                  for s in ("pass", "fail", "warning", "skip")}
-        print(json.dumps({"manifest": str(manifest), "profile": chosen,
-                          "counts": counts, "findings": [f.to_dict() for f in findings]},
-                         indent=2))
-    else:
-        out = console()
-        out.print(render_findings(findings, f"{manifest} ({chosen})"))
-        out.print(summary_line(findings))
-    return worst_exit_code(findings)
+    outputs = plan_outputs(args.fmt, args.outputs)
+    failing = resolve_fail_on(args.fail_on)
+    waiver_file = resolve_waivers(args.waivers)
+    report = validate_report(args.manifest, resolve_profile(args.profile), args.previous,
+                             open_disks=not args.no_disks)
+    report = waive(report, waiver_file)
+    emit(report, outputs, only_failed=args.only_failed)
+    return exit_code(report.findings, failing)
 
 
-@app.command()
-def urls(manifest: ManifestArg, as_json: JsonOpt = False) -> int:
-    """Show the public marketplace and portal URLs of each SKU (OFR-URL)."""
+def urls(args: argparse.Namespace) -> int:
+    """Show each SKU's public addresses (OFR-URL): the marketplace listing, the portal's
+    create page and the image URN for az vm create --image; the 2015 guide's URLs too under
+    azure-2015."""
     from vmimage.app.offer import sku_urls
+    from vmimage.textsafe import printable
 
-    found = sku_urls(manifest)
-    if as_json:
-        print(json.dumps([u.to_dict() for u in found], indent=2))
-        return 0
-    from vmimage.report.console import printable
+    outputs = plan_outputs(args.fmt, args.outputs, DATA_FORMATS)
+    found = sku_urls(args.manifest, resolve_profile(args.profile))
 
-    labels = ("marketplace (2015 guide)", "portal (2015 guide)", "storefront (today)")
-    for u in found:
-        print(printable(u.sku))
-        for label, url in zip(labels, (u.marketplace, u.portal, u.storefront), strict=True):
-            print(printable(f"  {label + ':':26} {url}"))
+    def text() -> str:
+        lines = []
+        for u in found:
+            lines.append(printable(u.sku))
+            lines += [printable(f"  {label + ':':34} {url}") for label, url in u.lines()]
+        return "\n".join(lines) + "\n"
+
+    emit_data(text, lambda: [u.to_dict() for u in found], outputs)
     return 0

@@ -2,94 +2,97 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, URL_ARG_HELP, profile_option
+from vmimage.cli.common import (
+    add_profile,
+    add_report_options,
+    emit,
+    plan_outputs,
+    resolve_fail_on,
+    resolve_profile,
+    resolve_waivers,
+)
+from vmimage.cli.options import URL_ARG_HELP
+from vmimage.cli.parsing import Parser, command, group
 from vmimage.errors import InputError
-from vmimage.findings import worst_exit_code
-
-app = typer.Typer(help="Make and verify the SAS URIs a Marketplace submission needs.",
-                  no_args_is_help=True)
 
 ENV_SAS_URI = "VMIMAGE_SAS_URI"
 
 
-@app.command()
-def create(
-    blob_url: Annotated[str, typer.Argument(metavar="BLOB_URL", help=URL_ARG_HELP)],
-    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = DEFAULT,
-    container: Annotated[bool, typer.Option(
-        "--container/--blob-scope",
-        help="A container SAS (sr=c, sp=rl) with the blob's path appended, as the guide made "
-             "it; --blob-scope signs the blob alone (sr=b, sp=r).")] = True,
-    days: Annotated[int | None, typer.Option(
-        help="Validity beyond the profile's minimum (business days in azure-2015, days in "
-             "azure-current); never less than the minimum.")] = None,
-    user_delegation: Annotated[bool, typer.Option(
-        "--user-delegation", help="Sign with an Entra ID user delegation key (refused: it "
-                                  "cannot outlive 7 days).")] = False,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the SAS URI to this file (mode 0600) and print only a "
-                               "redacted summary.")] = None,
-) -> int:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``vmimage sas ...``."""
+    sas = group(sub, "sas", "Make and verify the SAS URIs a Marketplace submission needs.")
+    p = command(sas, "create", create, create.__doc__)
+    p.add_argument("blob_url", metavar="BLOB_URL", help=URL_ARG_HELP)
+    add_profile(p)
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--container", dest="container", action="store_true", default=True,
+                       help="a container SAS (sr=c, sp=rl) with the blob's path appended, as "
+                            "the guide made it (default)")
+    scope.add_argument("--blob-scope", dest="container", action="store_false",
+                       help="sign the blob alone (sr=b, sp=r)")
+    p.add_argument("--days", type=int,
+                   help="validity beyond the profile's minimum (business days in azure-2015, "
+                        "days in azure-current); never less than the minimum")
+    p.add_argument("--user-delegation", action="store_true",
+                   help="sign with an Entra ID user delegation key (refused: it cannot "
+                        "outlive 7 days)")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE",
+                   help="write the SAS URI to this file (mode 0600) and print only a redacted "
+                        "summary")
+
+    p = command(sas, "verify", verify, verify.__doc__)
+    p.add_argument("uris", metavar="SAS_URI|@FILE", nargs="*",
+                   help=f"SAS URIs, or @FILE with one per line; default: ${ENV_SAS_URI}. A "
+                        "file keeps the signature out of the process list")
+    p.add_argument("--offline", action="store_true",
+                   help="check the URI's text only; do not open the blob")
+    add_report_options(p)
+
+
+def create(args: argparse.Namespace) -> int:
     """Make a read-and-list SAS URI by the profile's rules, signed with the account key.
 
     The key: AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING.
-
     Without --output the URI itself, a secret, is printed on stdout.
     """
-    from vmimage.app.sas import create
-    from vmimage.privatefile import write_private
-    from vmimage.report.console import console, printable
+    import sys
 
-    made = create(blob_url, profile_option(profile), blob_scope=not container, days=days,
-                  user_delegation=user_delegation)
-    if output is not None:
-        write_private(output, made.url.url + "\n")
-        console().print(printable(f"{made.summary()}\nwritten to {output} (mode 0600)"),
-                        markup=False)
+    from vmimage.app.sas import create as create_sas
+    from vmimage.privatefile import write_private
+    from vmimage.textsafe import printable
+
+    made = create_sas(args.blob_url, resolve_profile(args.profile), blob_scope=not args.container,
+                      days=args.days, user_delegation=args.user_delegation)
+    if args.output is not None:
+        write_private(args.output, made.url.url + "\n")
+        print(printable(f"{made.summary()}\nwritten to {args.output} (mode 0600)"))
     else:
-        console(stderr=True).print(printable(made.summary()), markup=False)
+        print(printable(made.summary()), file=sys.stderr)
         print(made.url.url)
     return 0
 
 
-@app.command()
-def verify(
-    uris: Annotated[list[str] | None, typer.Argument(
-        metavar="SAS_URI|@FILE",
-        help=f"SAS URIs, or @FILE with one per line; default: ${ENV_SAS_URI}. A file keeps "
-             "the signature out of the process list.")] = None,
-    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = DEFAULT,
-    offline: Annotated[bool, typer.Option(
-        "--offline", help="Check the URI's text only; do not open the blob.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")
-                       ] = False,
-) -> int:
+def verify(args: argparse.Namespace) -> int:
     """Check SAS URIs against every rule of the guide; exit 1 when one fails.
 
-    Each rule is a finding with its requirement ID (SAS-PERM, SAS-START, SAS-DURATION, SAS-BLOB,
-    SAS-SCHEME, SAS-WORKS; SAS-EACH across several URIs).
+    Each rule is a finding with its requirement IDs (SAS-PERM, SAS-START, SAS-DURATION,
+    SAS-BLOB, SAS-SCHEME, SAS-WORKS; SAS-EACH across several URIs).
     """
-    from vmimage.app.sas import verify
-    from vmimage.report.console import console, render_findings, summary_line
+    from vmimage.app.results import exit_code, waive
+    from vmimage.app.sas import verify_report
 
-    texts = _collect(uris or [])
-    chosen = profile_option(profile)
-    findings = verify(texts, chosen, online=not offline)
-    if as_json:
-        print(json.dumps({"profile": chosen, "uris": len(texts),
-                          "findings": [f.to_dict() for f in findings]}, indent=2))
-    else:
-        out = console()
-        out.print(render_findings(findings, f"SAS URIs ({chosen})"))
-        out.print(summary_line(findings))
-    return worst_exit_code(findings)
+    outputs = plan_outputs(args.fmt, args.outputs)
+    failing = resolve_fail_on(args.fail_on)
+    waiver_file = resolve_waivers(args.waivers)
+    texts = _collect(args.uris)
+    report = waive(verify_report(texts, resolve_profile(args.profile), online=not args.offline),
+                   waiver_file)
+    emit(report, outputs, only_failed=args.only_failed)
+    return exit_code(report.findings, failing)
 
 
 def _collect(args: list[str]) -> list[str]:

@@ -2,54 +2,59 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, choice, profile_option
+from vmimage.cli.common import add_profile, resolve_profile
+from vmimage.cli.parsing import Parser, command, group
 
 if TYPE_CHECKING:
     from vmimage.app.submit import Rendered
 
 FORMATS = ("classic-xml", "partner-center")
 
-app = typer.Typer(help="Render submission documents from an offer manifest.",
-                  no_args_is_help=True)
-
 
 def _err(text: str) -> None:
-    from vmimage.report.console import printable
     from vmimage.secrets import redact
+    from vmimage.textsafe import printable
 
     print(printable(redact(text)), file=sys.stderr)
 
 
-@app.command()
-def render(
-    manifest: Annotated[Path, typer.Argument(help="The offer manifest (offer.yaml).",
-                                             readable=False)],
-    fmt: Annotated[str, typer.Option("--format", help=f"{' or '.join(FORMATS)}.")],
-    output: Annotated[Path | None, typer.Option(
-        help="Write the documents into this directory (files 0600: they hold SAS URIs). "
-             "Without it they are printed with every SAS signature redacted.",
-        file_okay=False, writable=False, readable=False)] = None,
-    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = DEFAULT,
-    sas_env: Annotated[str | None, typer.Option(
-        help="Name of an environment variable holding SAS URIs or a token (never the token "
-             "itself: arguments show in ps).")] = None,
-    sas_file: Annotated[Path | None, typer.Option(
-        help="File holding SAS URIs or a token, one per line.", readable=False)] = None,
-) -> int:
-    """Render the Create VM Image request bodies (classic-xml, the guide's §4.1) or the Partner
-    Center plan technical configuration (partner-center); exit 1 when the manifest breaks a
-    rule, 2 when it cannot be rendered."""
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``vmimage submit ...``."""
+    submit = group(sub, "submit", "Render submission documents from an offer manifest.")
+    p = command(submit, "render", render, render.__doc__)
+    p.add_argument("manifest", metavar="MANIFEST", type=Path,
+                   help="the offer manifest (offer.yaml)")
+    p.add_argument("--format", "-f", dest="fmt", choices=FORMATS, required=True,
+                   help="the documents to render: classic-xml (the guide's Create VM Image "
+                        "bodies) or partner-center (the plan's technical configuration)")
+    p.add_argument("--output", "-o", metavar="DIR", type=Path,
+                   help="write the documents into this directory (files 0600: they hold SAS "
+                        "URIs); without it they are printed with every SAS signature redacted")
+    add_profile(p)
+    p.add_argument("--sas-env", metavar="NAME",
+                   help="name of an environment variable holding SAS URIs or a token (never "
+                        "the token itself: arguments show in ps)")
+    p.add_argument("--sas-file", metavar="FILE", type=Path,
+                   help="file holding SAS URIs or a token, one per line")
+
+
+def render(args: argparse.Namespace) -> int:
+    """Render the Create VM Image request bodies (classic-xml, the guide's §4.1) or the
+    Partner Center plan technical configuration (partner-center).
+
+    Exit 1 when the manifest breaks a rule, 2 when it cannot be rendered.
+    """
     from vmimage.app import submit
     from vmimage.report.console import describe_evidence
 
-    choice("--format", "format", fmt, FORMATS)
-    result = submit.render(manifest, fmt, profile_option(profile), sas_env, sas_file)
+    manifest, fmt = args.manifest, args.fmt
+    result = submit.render(manifest, fmt, resolve_profile(args.profile), args.sas_env,
+                           args.sas_file)
     if result.failed:
         for f in result.failed:
             where = "; ".join(describe_evidence(e) for e in f.evidence)
@@ -65,13 +70,13 @@ def render(
         for problem in rendered.problems:
             _err(f"vmimage: {manifest}: {problem}")
         return 2
-    if output is not None:
-        for path in submit.write(rendered, output):
-            from vmimage.report.console import printable
+    if args.output is not None:
+        from vmimage.textsafe import printable
 
+        for path in submit.write(rendered, args.output):
             print(printable(f"wrote {path}"))
     else:
-        _print(rendered, fmt, tokens_given=bool(sas_env or sas_file))
+        _print(rendered, fmt, tokens_given=bool(args.sas_env or args.sas_file))
     return 0
 
 

@@ -2,122 +2,133 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from vmimage.cli.options import DEFAULT, PROFILE_HELP, choice, profile_option, size_option
+from vmimage.cli.common import (
+    DATA_FORMATS,
+    add_format,
+    add_report_options,
+    emit,
+    emit_data,
+    plan_outputs,
+    resolve_fail_on,
+    resolve_profile,
+    resolve_waivers,
+    to_text,
+)
+from vmimage.cli.options import size_option
+from vmimage.cli.parsing import Parser, command, group
 from vmimage.errors import InputError
-from vmimage.findings import worst_exit_code
 from vmimage.profiles import ROLES
 from vmimage.units import format_size
 
-app = typer.Typer(help="Inspect, convert, create, resize and validate VHDs.",
-                  no_args_is_help=True)
 
-# readable=False: typer's own readability test raises its usage error (several lines, and an
-# exception class main() does not map); our reader says "permission denied" on one line.
-FileArg = Annotated[Path, typer.Argument(help="Disk image file.", readable=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``vmimage vhd ...``."""
+    vhd = group(sub, "vhd", "Inspect, convert, create, resize and validate VHDs.")
+    p = command(vhd, "inspect", inspect, inspect.__doc__)
+    p.add_argument("file", metavar="FILE", type=Path, help="disk image file")
+    p.add_argument("--lenient", action="store_true",
+                   help="decode a corrupt footer instead of refusing it")
+    add_format(p, DATA_FORMATS)
+
+    p = command(vhd, "convert", convert, convert.__doc__)
+    p.add_argument("src", metavar="IN", type=Path, help="input: raw, VHD, VHDX, qcow2 or VMDK")
+    p.add_argument("out", metavar="OUT", type=Path, nargs="?", help="output fixed VHD")
+    p.add_argument("--size", help="virtual size of the output (whole MiB); default: the "
+                                  "input's, rounded up")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("--in-place", action="store_true",
+                   help="append a footer to a raw file instead of copying it")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+
+    p = command(vhd, "create", create, create.__doc__)
+    p.add_argument("out", metavar="OUT", type=Path, help="the new VHD")
+    p.add_argument("--size", required=True, help="virtual size, e.g. 32GiB")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+    p = command(vhd, "resize", resize, resize.__doc__)
+    p.add_argument("file", metavar="FILE", type=Path, help="a fixed VHD")
+    p.add_argument("--size", required=True, help="new virtual size (whole MiB)")
+
+    p = command(vhd, "validate", validate, validate.__doc__)
+    p.add_argument("file", metavar="FILE", type=Path, help="disk image file")
+    p.add_argument("--role", choices=ROLES, required=True, help="what the disk is for")
+    add_report_options(p)
 
 
-@app.command()
-def inspect(file: FileArg, as_json: JsonOpt = False,
-            lenient: Annotated[bool, typer.Option(help="Decode a corrupt footer instead of "
-                                                       "refusing it.")] = False) -> int:
+def inspect(args: argparse.Namespace) -> int:
     """Show the format, sizes, allocation, every footer field and the problems found."""
     from vmimage.app.disk import inspect as inspect_disk
-    from vmimage.report.console import console, render_disk_info
 
-    info = inspect_disk(file, lenient=lenient)
-    if as_json:
-        print(json.dumps(info.to_dict(), indent=2))
-    else:
-        console().print(render_disk_info(info))
-    return 1 if lenient and info.problems else 0
+    outputs = plan_outputs(args.fmt, args.outputs, DATA_FORMATS)
+    info = inspect_disk(args.file, lenient=args.lenient)
+
+    def text() -> str:
+        from vmimage.report.console import render_disk_info
+
+        return to_text(render_disk_info(info))
+
+    emit_data(text, info.to_dict, outputs)
+    return 1 if args.lenient and info.problems else 0
 
 
-@app.command()
-def convert(
-    src: Annotated[Path, typer.Argument(help="Input: raw, VHD, VHDX, qcow2 or VMDK.",
-                                                readable=False)],
-    out: Annotated[Path | None, typer.Argument(help="Output fixed VHD.",
-                                                         readable=False)] = None,
-    size: Annotated[str | None, typer.Option(help="Virtual size of the output (whole MiB); "
-                                                  "default: the input's, rounded up.")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite OUT if it exists.")] = False,
-    in_place: Annotated[bool, typer.Option("--in-place", help="Append a footer to a raw "
-                                           "file instead of copying it.")] = False,
-) -> int:
-    """Convert an image to a sparse fixed VHD (holes are never written)."""
+def convert(args: argparse.Namespace) -> int:
+    """Convert an image to a sparse fixed VHD (holes are never written).
+
+    With --in-place, a raw image becomes a fixed VHD by appending a footer: no copy.
+    """
     from vmimage.app import disk as conv
-    from vmimage.report.console import console, printable
+    from vmimage.cli.progress import Progress
 
-    if in_place:
-        if out is not None or size is not None:
+    if args.in_place:
+        if args.out is not None or args.size is not None:
             raise InputError("--in-place", "takes only the raw file: no OUT and no --size")
-        result = conv.convert_in_place(src)
+        result = conv.convert_in_place(args.src)
     else:
-        if out is None:
-            raise InputError(str(src), "missing OUT (or use --in-place)")
-        result = conv.convert(src, out, size_option(size) if size else None, force)
-    console().print(f"{printable(str(result.output))}: fixed VHD of "
-                    f"{format_size(result.virtual_size)} ({result.method})", markup=False)
+        if args.out is None:
+            raise InputError(str(args.src), "missing OUT (or use --in-place)")
+        size = size_option(args.size) if args.size else None
+        with Progress("convert", quiet=args.quiet) as progress:
+            result = conv.convert(args.src, args.out, size, args.force, progress.advance)
+    _say(f"{result.output}: fixed VHD of {format_size(result.virtual_size)} ({result.method})")
     return 0
 
 
-@app.command()
-def create(
-    out: Annotated[Path, typer.Argument(help="The new VHD.", readable=False)],
-    size: Annotated[str, typer.Option(help="Virtual size, e.g. 32GiB.")],
-    force: Annotated[bool, typer.Option(help="Overwrite OUT if it exists.")] = False,
-) -> int:
+def create(args: argparse.Namespace) -> int:
     """Create an empty, sparse fixed VHD (an empty data disk)."""
     from vmimage.app import disk as conv
-    from vmimage.report.console import console, printable
 
-    result = conv.create(out, size_option(size), force)
-    console().print(f"{printable(str(result.output))}: empty fixed VHD of "
-                    f"{format_size(result.virtual_size)}", markup=False)
+    result = conv.create(args.out, size_option(args.size), args.force)
+    _say(f"{result.output}: empty fixed VHD of {format_size(result.virtual_size)}")
     return 0
 
 
-@app.command()
-def resize(
-    file: FileArg,
-    size: Annotated[str, typer.Option(help="New virtual size (whole MiB).")],
-) -> int:
+def resize(args: argparse.Namespace) -> int:
     """Grow a fixed VHD in place; shrink only when the cut tail holds zeros."""
     from vmimage.app import disk as conv
-    from vmimage.report.console import console, printable
 
-    result = conv.resize(file, size_option(size))
-    console().print(f"{printable(str(result.output))}: {result.method}, now "
-                    f"{format_size(result.virtual_size)}", markup=False)
+    result = conv.resize(args.file, size_option(args.size))
+    _say(f"{result.output}: {result.method}, now {format_size(result.virtual_size)}")
     return 0
 
 
-@app.command()
-def validate(
-    file: FileArg,
-    role: Annotated[str, typer.Option(help=f"What the disk is for: {', '.join(ROLES)}.")],
-    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = DEFAULT,
-    as_json: JsonOpt = False,
-) -> int:
+def validate(args: argparse.Namespace) -> int:
     """Check a disk against the format and size rules of a role; exit 1 when one fails."""
-    from vmimage.app.disk import validate_disk
-    from vmimage.report.console import console, render_findings, summary_line
+    from vmimage.app.disk import validate_report
+    from vmimage.app.results import exit_code, waive
 
-    choice("--role", "role", role, ROLES)
-    chosen = profile_option(profile)
-    findings = validate_disk(file, role, chosen)
-    if as_json:
-        print(json.dumps({"file": str(file), "role": role, "profile": chosen,
-                          "findings": [f.to_dict() for f in findings]}, indent=2))
-    else:
-        out = console()
-        out.print(render_findings(findings, f"{file} as {role} ({chosen})"))
-        out.print(summary_line(findings))
-    return worst_exit_code(findings)
+    outputs = plan_outputs(args.fmt, args.outputs)
+    failing = resolve_fail_on(args.fail_on)
+    waiver_file = resolve_waivers(args.waivers)
+    report = waive(validate_report(args.file, args.role, resolve_profile(args.profile)),
+                   waiver_file)
+    emit(report, outputs, only_failed=args.only_failed)
+    return exit_code(report.findings, failing)
+
+
+def _say(text: str) -> None:
+    from vmimage.textsafe import printable
+
+    print(printable(text))
