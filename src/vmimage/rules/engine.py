@@ -12,10 +12,12 @@ same problem on 256 partitions is one failed rule, not 256.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
 from vmimage.errors import VmimageError
+from vmimage.log import debugging, get
 from vmimage.findings import Evidence, Finding, Outcome, Severity, Status
 from vmimage.profiles import Profile
 from vmimage.rules.registry import RuleMeta
@@ -28,6 +30,7 @@ CAPABILITY_MISSING = {
     "network": "needs the network (not tried: --offline)",
     "local-disks": "needs the local disk files (not opened)",
 }
+_log = get("rules")
 #: At most this many messages are joined into one finding's message; the evidence keeps all.
 MAX_MESSAGES = 8
 
@@ -115,5 +118,15 @@ def run_rule(meta: RuleMeta, ctx: RuleContext) -> Finding:
 
 
 def run_rules(metas: Iterable[RuleMeta], ctx: RuleContext) -> list[Finding]:
-    """Run ``metas`` on ``ctx``: one finding per rule, in the order given."""
-    return [run_rule(meta, ctx) for meta in metas]
+    """Run ``metas`` on ``ctx``: one finding per rule, in the order given (``--debug`` shows
+    each rule's status and time: where a slow check spends its seconds)."""
+    if not debugging(_log):
+        return [run_rule(meta, ctx) for meta in metas]
+    findings = []
+    for meta in metas:
+        start = time.perf_counter()
+        finding = run_rule(meta, ctx)
+        _log.debug("rule %s: %s in %.1f ms", meta.id, finding.status,
+                   1000 * (time.perf_counter() - start))
+        findings.append(finding)
+    return findings

@@ -9,9 +9,13 @@ logical volume) are file objects in the shape the bindings want, all sharing tha
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 from vmimage.disk.sources import DiskSource
+from vmimage.log import debugging, get
+
+_log = get("reads")
 
 BLOCK = 64 * 1024
 CAPACITY = 256  # blocks: 16 MiB, a whole Debian dpkg status file and its neighbours
@@ -41,13 +45,23 @@ class BlockCache:
             run_end = index
             while run_end + 1 <= last and run_end + 1 not in self._blocks:
                 run_end += 1
-            data = self.source.read(index * self.block, (run_end - index + 1) * self.block)
+            data = self._read(index * self.block, (run_end - index + 1) * self.block)
             for i in range(index, run_end + 1):
                 lo = (i - index) * self.block
                 self._blocks[i] = data[lo:lo + self.block]
             index = run_end + 1
         while len(self._blocks) > self.capacity:
             self._blocks.popitem(last=False)
+
+    def _read(self, offset: int, length: int) -> bytes:
+        """One read of the image (``--debug`` shows each, with its time)."""
+        if not debugging(_log):
+            return self.source.read(offset, length)
+        start = time.perf_counter()
+        data = self.source.read(offset, length)
+        _log.debug("read %d bytes at offset %d in %.2f ms", len(data), offset,
+                   1000 * (time.perf_counter() - start))
+        return data
 
     def read(self, offset: int, length: int) -> bytes:
         """Bytes at ``offset``, from cached blocks."""
@@ -63,7 +77,7 @@ class BlockCache:
             return b""
         first, last = offset // self.block, (offset + length - 1) // self.block
         if last - first >= self.capacity:  # larger than the cache: do not churn it
-            return self.source.read(offset, length)
+            return self._read(offset, length)
         self._fetch(first, last)
         if first == last:
             lo = offset - first * self.block

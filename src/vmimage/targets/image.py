@@ -12,6 +12,7 @@ import errno
 import os
 from dataclasses import replace
 
+from vmimage.log import debugging, get
 from vmimage.disk.inspect import DiskInfo, open_disk
 from vmimage.errors import UnsupportedError
 from vmimage.targets import lvm, partitions, paths
@@ -35,6 +36,7 @@ SWAP_MOUNTPOINT = "[SWAP]"  # Partition.mountpoint of a swap volume fstab names,
 UNREADABLE_ROOT = frozenset({"btrfs", "crypto_LUKS"})
 #: Filesystems opened while looking for the root: a real disk has a handful.
 MAX_ROOT_CANDIDATES = 64
+_log = get("reads")
 
 
 class ImageTarget(PathTarget):
@@ -273,7 +275,10 @@ class ImageTarget(PathTarget):
         image; refused over ``max_size`` (:class:`~vmimage.targets.base.UnreadableError`)."""
         fs, inner = self._locate(self.resolve(path))
         try:
-            return fs.read(inner, limit, max_size)
+            data = fs.read(inner, limit, max_size)
+            if debugging(_log):
+                _log.debug("file %s: %d bytes", path, len(data))
+            return data
         except UnreadableError as exc:
             raise UnreadableError(path, exc.problem, exc.errno or errno.EIO) from None
 
