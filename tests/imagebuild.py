@@ -270,12 +270,41 @@ def run(cmd: Sequence[str | os.PathLike[str]], *, input: bytes | None = None,
     full_env = {**os.environ, "LC_ALL": "C", "LVM_SUPPRESS_FD_WARNINGS": "1", **(env or {})}
     kwargs: dict[str, Any] = {"input": input} if input is not None else {
         "stdin": subprocess.DEVNULL}
-    proc = subprocess.run(args, capture_output=True, env=full_env, check=False,
-                          timeout=timeout, **kwargs)
+    proc = _run_with_heartbeat(args, full_env, timeout, input)
     if check and proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip()[-4000:]
         raise ImageBuildError(f"{' '.join(args)} exited {proc.returncode}: {err}")
     return proc
+
+
+#: Seconds between "still running" lines for a long tool (mmdebstrap takes about 90 s), so a
+#: CI log shows the sample build going on; VMIMAGE_PROGRESS_INTERVAL as for vmimage itself.
+HEARTBEAT = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "10") or 10)
+
+
+def _run_with_heartbeat(args: list[str], env: dict[str, str], timeout: float | None,
+                        data: bytes | None) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run`` with output captured, and a line on stderr every ``HEARTBEAT``
+    seconds while the tool runs."""
+    start = time.monotonic()
+    with subprocess.Popen(args, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        pending = data
+        while True:
+            left = None if timeout is None else timeout - (time.monotonic() - start)
+            if left is not None and left <= 0:
+                proc.kill()
+                proc.communicate()
+                raise subprocess.TimeoutExpired(args, timeout or 0)
+            wait = HEARTBEAT if left is None else min(HEARTBEAT, left)
+            try:
+                out, err = proc.communicate(pending, timeout=max(wait, 0.1))
+                break
+            except subprocess.TimeoutExpired:
+                pending = None  # communicate() keeps feeding input it already started on
+                _log(f"still running {os.path.basename(args[0])} "
+                     f"({time.monotonic() - start:.0f} s)")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 @contextlib.contextmanager
@@ -1525,7 +1554,8 @@ def write_mbr_gap(disk: Path, lba: int = 100, data: bytes = MBR_GAP_JUNK) -> Non
 def _cmd_sample(out: Path) -> None:
     start = time.monotonic()
     disk = compliant_disk()
-    to_vhd(disk, out)  # qemu-img only reads the cached disk
+    # vmimage's own writer (a clone and a footer): the main job needs no qemu-img.
+    to_vhd(disk, out, method="vmimage")
     print(f"{out}: compliant Debian 12, fixed VHD of {disk.layout.size // GiB} GiB "
           f"(MBR, ext4 root UUID {disk.layout.root.uuid} at 1 MiB), "
           f"{time.monotonic() - start:.1f} s")

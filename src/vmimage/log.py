@@ -21,8 +21,17 @@ ROOT = "vmimage"
 _START = time.perf_counter()
 
 
+_configured = False
+
+
 def get(name: str) -> logging.Logger:
-    """The logger for a part of vmimage (``get("reads")`` is ``vmimage.reads``)."""
+    """The logger for a part of vmimage (``get("reads")`` is ``vmimage.reads``).
+
+    The first call installs the redacting stderr handler at warning level, so a warning is
+    formatted and redacted even when the CLI did not configure logging (it does so only for
+    ``--verbose``/``--debug``, to keep ``logging`` out of the fastest commands)."""
+    if not _configured:
+        configure()
     return logging.getLogger(f"{ROOT}.{name}")
 
 
@@ -50,6 +59,8 @@ def configure(verbose: bool = False, debug: bool = False) -> None:
     """Send ``vmimage.*`` records to stderr: warnings always, info with ``verbose``, every
     read and timing with ``debug``. Idempotent (the CLI may be called twice in one process by
     tests)."""
+    global _configured
+    _configured = True
     root = logging.getLogger(ROOT)
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     root.setLevel(level)

@@ -62,12 +62,14 @@ def _completion(args: object) -> int:
 
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` and run the command; errors propagate (:func:`main` maps them)."""
-    from vmimage import log
     from vmimage.cli import common
 
     common.reset()
     args = build_parser().parse_args(list(argv))
-    log.configure(verbose=args.verbose, debug=args.debug)
+    if args.verbose or args.debug:  # else logging is left unloaded until something logs
+        from vmimage import log
+
+        log.configure(verbose=args.verbose, debug=args.debug)
     if args.handler is None:  # a group named without a command, or nothing at all
         args.parser.print_help()
         return 0

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmimage import log
-from vmimage.config import Settings
 from vmimage.errors import InputError
 from vmimage.report import FORMATS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from logging import Logger
 
+    from vmimage.config import Settings
     from vmimage.report.model import Report
 
 DATA_FORMATS = ("text", "json")
@@ -67,23 +67,38 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
                              "[[waiver]] ($VMIMAGE_WAIVERS, vmimage.toml)")
 
 
-_settings = Settings()
-_log = log.get("cli")
+_settings: Settings | None = None
+
+
+def _resolver() -> Settings:
+    """The settings of this run (the configuration file is read on first need)."""
+    global _settings
+    if _settings is None:
+        from vmimage.config import Settings
+
+        _settings = Settings()
+    return _settings
+
+
+def _log() -> Logger:
+    from vmimage import log
+
+    return log.get("cli")
 
 
 def reset() -> None:
     """A fresh resolver for each command run (the configuration file is read once per run)."""
     global _settings
-    _settings = Settings()
+    _settings = None
 
 
 def resolve_profile(flag: str | None) -> str:
     """The profile to use, by flag, environment, file or default; unknown names refused."""
     from vmimage.profiles import DEFAULT_PROFILE, PROFILE_NAMES, is_profile_path
 
-    chosen = _settings.get("profile", flag, DEFAULT_PROFILE)
+    chosen = _resolver().get("profile", flag, DEFAULT_PROFILE)
     value = chosen.value or DEFAULT_PROFILE
-    _log.info("profile %s (from %s)", value, chosen.source)
+    _log().info("profile %s (from %s)", value, chosen.source)
     if not is_profile_path(value) and value not in PROFILE_NAMES:
         raise InputError(chosen.source, f"unknown profile {value!r} (choose "
                                         f"{', '.join(PROFILE_NAMES)}, or a .toml file that "
@@ -95,19 +110,19 @@ def resolve_fail_on(flag: str | None) -> str:
     """``fail`` or ``warning``, by flag, environment, file or default."""
     from vmimage.app.results import FAIL_ON
 
-    chosen = _settings.get("fail-on", flag, "fail")
+    chosen = _resolver().get("fail-on", flag, "fail")
     if chosen.value not in FAIL_ON:
         raise InputError(chosen.source, f"fail-on must be {' or '.join(FAIL_ON)}, not "
                                         f"{chosen.value!r}")
-    _log.info("fail-on %s (from %s)", chosen.value, chosen.source)
+    _log().info("fail-on %s (from %s)", chosen.value, chosen.source)
     return chosen.value
 
 
 def resolve_waivers(flag: Path | None) -> str | None:
     """The waiver file, if any, by flag, environment or file."""
-    chosen = _settings.get("waivers", str(flag) if flag is not None else None)
+    chosen = _resolver().get("waivers", str(flag) if flag is not None else None)
     if chosen.value:
-        _log.info("waivers %s (from %s)", chosen.value, chosen.source)
+        _log().info("waivers %s (from %s)", chosen.value, chosen.source)
     return chosen.value
 
 

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from vmimage.errors import VmimageError
-from vmimage.log import debugging, get
 from vmimage.findings import Evidence, Finding, Outcome, Severity, Status
+from vmimage.log import debugging, get
 from vmimage.profiles import Profile
 from vmimage.rules.registry import RuleMeta
 

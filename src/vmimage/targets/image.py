@@ -12,9 +12,9 @@ import errno
 import os
 from dataclasses import replace
 
-from vmimage.log import debugging, get
 from vmimage.disk.inspect import DiskInfo, open_disk
 from vmimage.errors import UnsupportedError
+from vmimage.log import debugging, get
 from vmimage.targets import lvm, partitions, paths
 from vmimage.targets.base import (
     BYTES_MAX,
