@@ -268,8 +268,6 @@ def run(cmd: Sequence[str | os.PathLike[str]], *, input: bytes | None = None,
     """
     args = [os.fspath(c) for c in cmd]
     full_env = {**os.environ, "LC_ALL": "C", "LVM_SUPPRESS_FD_WARNINGS": "1", **(env or {})}
-    kwargs: dict[str, Any] = {"input": input} if input is not None else {
-        "stdin": subprocess.DEVNULL}
     proc = _run_with_heartbeat(args, full_env, timeout, input)
     if check and proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip()[-4000:]
