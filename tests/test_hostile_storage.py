@@ -50,7 +50,7 @@ def test_a_bit_flipped_in_transit_is_refused_and_sent_again(azurite: Azurite,  #
     disk = dense_disk(tmp_path)
     c = azurite.container()
     proxy.corrupt_next_pages(2)
-    res = vmimage("upload", disk.path, azurite.url(c, "d.vhd", proxy.port), "--json",
+    res = vmimage("upload", disk.path, azurite.url(c, "d.vhd", proxy.port), "--format", "json",
                   env=azurite.env())
     assert res.returncode == 0, res.stderr
     assert proxy.corrupted == 2 and proxy.md5_rejected == 2, proxy.describe()
@@ -84,14 +84,16 @@ def test_verify_reports_the_first_range_that_differs(azurite: Azurite,  # noqa: 
     page = bytearray(disk.path.read_bytes()[offset:offset + 512])
     page[7] ^= 0xFF
     blob.upload_page(bytes(page), offset=offset, length=512)
-    plain = vmimage("upload", disk.path, url, "--json", env=azurite.env())
+    plain = vmimage("upload", disk.path, url, "--format", "json", env=azurite.env())
     assert plain.returncode == 0 and json.loads(plain.stdout)["already_complete"] is True
-    res = vmimage("upload", disk.path, url, "--verify", "--json", env=azurite.env())
+    res = vmimage("upload", disk.path, url, "--verify", "--format", "json", env=azurite.env())
     assert res.returncode == 1, res.stderr
     summary = json.loads(res.stdout)
     assert summary["verified"] is False
     assert f"at byte {offset + 7} (range {8 * MiB}-{12 * MiB - 1})" in summary["mismatch"]
-    lines = res.stderr.strip().splitlines()
+    # progress lines ("vmimage: upload: ...") go to a log too; the error is one line of its own
+    lines = [ln for ln in res.stderr.strip().splitlines()
+             if not ln.startswith(("vmimage: upload: ", "vmimage: md5: "))]
     assert len(lines) == 1 and lines[0].startswith("vmimage: ") and "--overwrite" in lines[0]
 
 
@@ -217,7 +219,7 @@ def test_sas_verify_never_follows_a_redirect(victim: _Recorder) -> None:
         uri = f"http://127.0.0.1:{hostile.port}/acct/c/disk.vhd?{FAKE_SAS}"
         env = {"NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb", "NO_PROXY": "127.0.0.1",
                "PATH": "/usr/bin:/bin"}
-        res = vmimage("sas", "verify", uri, "--profile", "azure-2015", "--json", env=env,
+        res = vmimage("sas", "verify", uri, "--profile", "azure-2015", "--format", "json", env=env,
                       timeout=120)
     finally:
         hostile.close()
@@ -256,7 +258,7 @@ def test_an_extra_query_field_is_still_a_sas(azurite: Azurite,  # noqa: F811
                    env=azurite.env()).returncode == 0
     uri = azurite.sas(c, "x.vhd") + "&foo=1"
     env = azurite.env(AZURE_STORAGE_KEY="")
-    res = vmimage("sas", "verify", uri, "--profile", "azure-2015", "--json", env=env)
+    res = vmimage("sas", "verify", uri, "--profile", "azure-2015", "--format", "json", env=env)
     found = {f["check_id"]: f for f in json.loads(res.stdout)["findings"]}
     assert found["SAS-URI-READABLE"]["status"] == "pass", found["SAS-URI-READABLE"]
     assert found["SAS-URI-FOOTER"]["status"] == "pass"

@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from vmimage.app.catalog import all_rules as all_checks
-from vmimage.cli import checks
+from vmimage.cli import run
 from vmimage.errors import InputError
 from vmimage.report.catalog import checks_markdown, coverage
 from vmimage.requirements import guide_requirements
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "checks.md"
-_app = typer.Typer()
-_app.add_typer(checks.app, name="checks")
+
+
+@dataclass
+class _Result:
+    exit_code: int | None
+    output: str
+    exception: BaseException | None
+
+
+class CliRunner:
+    """Runs ``vmimage ARGS`` in-process, as the typer test runner did: output captured,
+    the exception kept (stdout is not a terminal, as in a pipe)."""
+
+    def invoke(self, _app: object, args: list[str]) -> _Result:
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                code = run(args)
+        except Exception as exc:  # the test looks at it
+            return _Result(None, out.getvalue(), exc)
+        return _Result(code, out.getvalue(), None)
+
+
+_app = None
 
 
 def test_docs_checks_md_is_up_to_date():
@@ -72,7 +96,48 @@ def test_show_unknown_id_suggests():
 
 def test_bad_format():
     result = CliRunner().invoke(_app, ["checks", "list", "--format", "xml"])
-    assert isinstance(result.exception, InputError)
+    assert result.exception is not None and "xml" in str(result.exception)
+
+
+def test_list_text_is_plain_lines_when_not_a_terminal():
+    from vmimage.report.catalog import checks_table
+    from vmimage.report.console import console
+
+    out = console()  # pytest's stdout is not a terminal
+    with out.capture() as cap:
+        out.print(checks_table(all_checks()))
+    lines = cap.get().splitlines()
+    assert lines[0] == f"{len(all_checks())} rules"
+    assert not any(c in cap.get() for c in "┏┃│─")
+    row = next(line for line in lines if line.startswith("VHD-FIXED-FORMAT "))
+    assert "fail" in row.split() and "The disk is a fixed-format VHD" in row
+    assert all(line == line.rstrip() for line in lines)  # no padding to a width
+
+
+def test_show_text_is_field_lines_when_not_a_terminal():
+    from vmimage.app.catalog import find_rule, profiles
+    from vmimage.report.catalog import check_detail
+    from vmimage.report.console import console
+
+    out = console()
+    with out.capture() as cap:
+        out.print(check_detail(find_rule("VHD-FIXED-FORMAT"), profiles()))
+    lines = cap.get().splitlines()
+    assert lines[0] == "VHD-FIXED-FORMAT"
+    assert any(line.startswith("file: ") and "vhd_format.py:" in line for line in lines)
+    assert any(line.startswith("remediation: Convert it") for line in lines)
+
+
+def test_list_at_a_terminal_is_a_table():
+    import io
+
+    from rich.console import Console
+
+    from vmimage.report.catalog import checks_table
+
+    out = Console(file=io.StringIO(), force_terminal=True, width=200)
+    out.print(checks_table(all_checks()))
+    assert "┏" in out.file.getvalue() and "VHD-FIXED-FORMAT" in out.file.getvalue()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("rule_id", "module"), [

@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from tests.report_samples import HOSTILE, real_report, sample_report
+from tests.report_samples import HOSTILE, WAIVER, real_report, sample_report
 from vmimage.report import json_report
 from vmimage.report.render import render
 
@@ -55,7 +55,9 @@ def test_findings_carry_everything():
                                 "required": "0 bytes"}
     assert f["severity"] == "fail"
     assert doc["requirements"]["MS-48"]["source"] == "ms-tool"
-    assert doc["summary"]["counts"] == {"pass": 2, "fail": 1, "warning": 1, "skip": 1}
+    assert doc["summary"]["counts"] == {"pass": 2, "fail": 1, "warning": 1, "skip": 1,
+                                        "waived": 0}
+    assert f["waiver"] is None
 
 
 def test_severity_of_a_pass_or_skip_is_what_the_engine_gave_it():
@@ -80,12 +82,56 @@ def test_findings_are_sorted():
     assert keys == sorted(keys)
 
 
+def test_identity_is_in_the_target():
+    doc = json.loads(render(sample_report(), "json"))
+    assert doc["target"]["identity"] == {"partition_table": "mbr",
+                                         "partition_table_id": "1234abcd"}
+    report = sample_report()
+    report.identity = {}
+    assert json.loads(render(report, "json"))["target"]["identity"] == {}
+
+
+def test_waived_finding_keeps_its_status_and_says_why():
+    doc = json.loads(render(sample_report(waived=True), "json"))
+    _validator().validate(doc)
+    waived = next(f for f in doc["findings"] if f["check_id"] == "TEST-HISTORY")
+    assert waived["status"] == "fail" and waived["waiver"] == WAIVER
+    summary = doc["summary"]
+    assert summary["exit_code"] == 0 and summary["verdict"] == "pass"
+    assert summary["counts"] == {"pass": 2, "fail": 0, "warning": 1, "skip": 1, "waived": 1}
+
+
+@pytest.mark.parametrize("waived", [False, True])
+def test_only_failed_drops_passes_and_skips_but_counts_everything(waived):
+    doc = json.loads(render(sample_report(waived=waived), "json", only_failed=True))
+    _validator().validate(doc)
+    assert [f["check_id"] for f in doc["findings"]] == ["TEST-HISTORY", "VHD-SPARSE"]
+    assert doc["summary"]["only_failed"] is True and doc["summary"]["total"] == 5
+    assert doc["summary"]["counts"]["pass"] == 2
+    assert "LNX-GENERALIZED" not in doc["requirements"]  # covered by a pass only
+    assert json.loads(render(sample_report(), "json"))["summary"]["only_failed"] is False
+
+
+def test_documents_of_before_the_waivers_still_validate():
+    """Version 1 only gains optional keys: a document without them is still valid."""
+    doc = json.loads(render(sample_report(), "json"))
+    del doc["target"]["identity"], doc["summary"]["only_failed"]
+    del doc["summary"]["counts"]["waived"]
+    for f in doc["findings"]:
+        del f["waiver"]
+    _validator().validate(doc)
+
+
 @pytest.mark.parametrize("mutate", [
     lambda d: d.pop("findings"),
     lambda d: d.update(schema_version=2),
     lambda d: d["findings"][0].update(status="error"),
     lambda d: d["findings"][0]["evidence"].append({"path": "/x"}),
     lambda d: d["summary"]["counts"].pop("skip"),
+    lambda d: d["findings"][0].update(waiver=3),
+    lambda d: d["target"]["identity"].update(partition_table="apm"),
+    lambda d: d["target"]["identity"].update(partition_table_id="0x1234ABCD"),
+    lambda d: d["summary"]["counts"].update(waived=-1),
 ])
 def test_schema_rejects_broken_documents(mutate):
     doc = json.loads(render(sample_report(), "json"))

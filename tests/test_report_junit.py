@@ -42,7 +42,7 @@ def test_warning_is_a_passing_case_with_its_warning_in_system_out(xml_file):
     case = next(c for c in suite if c.classname == "VHD-SPARSE")
     assert case.is_passed
     assert case.system_out.startswith("WARNING: the file is not sparse")
-    assert "fix: Make a sparse copy." in case.system_out
+    assert "fix: Make a sparse copy: `fallocate --dig-holes disk.vhd`." in case.system_out
 
 
 def test_one_case_per_rule_named_by_its_title(xml_file):
@@ -76,3 +76,33 @@ def test_real_report(tmp_path):
     cases = root.findall("testsuite/testcase")
     assert len(cases) == len(report.findings)
     assert {c.get("classname") for c in cases} >= {"VHD-FIXED-FORMAT", "VHD-WHOLE-MIB"}
+
+
+def test_waived_failure_is_a_skipped_case_naming_the_waiver(tmp_path):
+    from tests.report_samples import WAIVER
+
+    path = tmp_path / "waived.xml"
+    path.write_text(render(sample_report(waived=True), "junit"), encoding="utf-8")
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(path))))
+    assert suite.failures == 0 and suite.skipped == 2 and suite.tests == 5
+    case = next(c for c in suite if c.classname == "TEST-HISTORY")
+    assert case.is_skipped
+    [skipped] = case.result
+    assert skipped.message == f"WAIVED: {WAIVER}"
+    assert case.system_out.startswith("WAIVED FAIL: ")
+    assert f"waiver: {WAIVER}" in case.system_out
+    props = {p.get("name"): p.get("value")
+             for p in SafeET.parse(str(path)).getroot().iter("property")}
+    assert props["certified"] == "true" and props["summary"].endswith(", 1 waived")
+
+
+def test_only_failed_writes_only_failures_and_warnings(tmp_path):
+    path = tmp_path / "only.xml"
+    path.write_text(render(sample_report(), "junit", only_failed=True), encoding="utf-8")
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(path))))
+    assert sorted(c.classname for c in suite) == ["TEST-HISTORY", "VHD-SPARSE"]
+    assert suite.tests == 2 and suite.failures == 1 and suite.skipped == 0
+    props = {p.get("name"): p.get("value")
+             for p in SafeET.parse(str(path)).getroot().iter("property")}
+    assert props["summary"] == "2 passed, 1 failed, 1 warnings, 1 skipped"
+    assert props["identity.partition_table_id"] == "1234abcd"

@@ -84,3 +84,33 @@ def test_real_report(tmp_path):
     log = json.loads(render(report, "sarif"))
     _validate(log)
     assert len(log["runs"][0]["results"]) == len(report.findings)
+
+
+def test_waived_result_is_suppressed_with_its_justification():
+    from tests.report_samples import WAIVER
+
+    log = json.loads(render(sample_report(waived=True), "sarif"))
+    _validate(log)
+    results = log["runs"][0]["results"]
+    waived = next(r for r in results if r["ruleId"] == "TEST-HISTORY")
+    assert waived["kind"] == "fail" and waived["level"] == "error"  # what was found stays
+    assert waived["suppressions"] == [{"kind": "external", "status": "accepted",
+                                       "justification": WAIVER}]
+    assert waived["properties"]["waiver"] == WAIVER
+    assert not [r for r in results if r["ruleId"] != "TEST-HISTORY" and "suppressions" in r]
+    assert log["runs"][0]["invocations"][0]["exitCode"] == 0
+    assert log["runs"][0]["properties"]["counts"]["waived"] == 1
+
+
+def test_only_failed_keeps_results_and_rules_consistent():
+    log = json.loads(render(sample_report(), "sarif", only_failed=True))
+    _validate(log)
+    run = log["runs"][0]
+    assert [r["ruleId"] for r in run["results"]] == ["TEST-HISTORY", "VHD-SPARSE"]
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == ["TEST-HISTORY", "VHD-SPARSE"]
+    assert run["properties"]["onlyFailed"] is True
+    assert run["properties"]["counts"]["pass"] == 2
+
+
+def test_identity_in_the_run_properties(log):
+    assert log["runs"][0]["properties"]["identity"]["partition_table_id"] == "1234abcd"

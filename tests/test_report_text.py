@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.report_samples import sample_report
+from tests.report_samples import long_report, sample_report
 from vmimage.errors import InputError
 from vmimage.report.render import FORMATS, render
 
@@ -23,6 +23,144 @@ def test_colour_only_when_asked():
     out = render(sample_report(), "text", color=True)
     assert "\x1b[" in out
     assert "PASSES" in render(sample_report(failing=False), "text")
+
+
+# -- plain lines when not a terminal, failures first (issue 9) --------------------------------
+
+BOX = "┏┃│─┗└┡━"
+
+
+def test_plain_text_is_lines_not_a_box_table():
+    out = render(sample_report(), "text")
+    assert not any(c in out for c in BOX)
+    lines = out.splitlines()
+    assert all(line == line.rstrip() for line in lines)  # no padding to 160 columns
+    assert "FAIL     TEST-HISTORY      bad value" in out
+    long = render(long_report(), "text").splitlines()
+    evidence = next(line for line in long if "/.bash_history:1: seen 'ssh-rsa " in line)
+    assert len(evidence) > 400 and evidence.endswith("builder@ci', required '0 bytes'")
+
+
+def test_failures_first_with_evidence_and_fix_under_them():
+    lines = render(sample_report(), "text").splitlines()
+    firsts = [line.split()[0] for line in lines
+              if line.split() and line.split()[0] in ("FAIL", "WARNING", "PASS", "SKIP")]
+    assert firsts == ["FAIL", "WARNING", "PASS", "PASS", "SKIP"]
+    at = lines.index(next(line for line in lines if line.startswith("FAIL ")))
+    assert lines[at + 1].startswith("  at /home/a b/.bash_history:3: seen ")
+    assert lines[at + 2] == "  at /home/c/.zsh_history:1: seen '12 bytes'"
+    assert lines[at + 3] == "  fix: Delete the file & regeneralize <now>."
+    assert lines[at + 4].startswith("  requirements: LNX-HISTORY, MS-48")
+
+
+def test_summary_names_the_failed_rules():
+    lines = render(sample_report(), "text").splitlines()
+    assert lines[-2] == "2 passed, 1 failed, 1 warnings, 1 skipped"
+    assert lines[-1] == ("FAILS vmimage's offline checks for azure-current: 1 rule failed "
+                         "(TEST-HISTORY)")
+
+
+def test_header_names_the_disk():
+    head = render(sample_report(), "text").splitlines()[:4]
+    assert head[2] == ("disk: size 30 GiB (32212254720 bytes), format fixed VHD, VHD unique ID "
+                       "5d3c2b1a-0f9e-4d8c-b7a6-958473625140, partition table ID 1234abcd (MBR)")
+
+
+def test_backticks_stay_plain_in_text():
+    assert "fix: Make a sparse copy: `fallocate --dig-holes disk.vhd`." in render(
+        sample_report(), "text")
+
+
+def test_waived_finding_says_so_with_its_reason():
+    from tests.report_samples import WAIVER
+
+    out = render(sample_report(waived=True), "text")
+    lines = out.splitlines()
+    row = lines.index(next(line for line in lines if line.startswith("WAIVED ")))
+    assert "TEST-HISTORY" in lines[row]
+    assert lines[row + 1] == f"  waived (fail): {WAIVER}"
+    assert lines[-2].endswith(", 1 waived")
+    assert lines[-1].startswith("PASSES") and "1 waived (TEST-HISTORY)" in lines[-1]
+    # waived comes after the warnings, before the passes
+    assert out.index("WARNING  VHD-SPARSE") < out.index("WAIVED ") < out.index("PASS     ")
+
+
+def test_only_failed_lists_failures_and_warnings_and_keeps_the_counts():
+    out = render(sample_report(), "text", only_failed=True)
+    assert "TEST-HISTORY" in out and "VHD-SPARSE" in out
+    assert "VHD-FIXED-FORMAT" not in out and "TEST-SSH-ALIVE" not in out
+    assert "3 other findings left out" in out
+    assert "2 passed, 1 failed, 1 warnings, 1 skipped" in out
+    waived = render(sample_report(waived=True), "text", only_failed=True)
+    assert "WAIVED   TEST-HISTORY" in waived
+
+
+def test_terminal_table_keeps_the_evidence_readable():
+    out = render(sample_report(), "text", color=True, width=100)
+    assert "┃" in out
+    lines = out.splitlines()
+    assert max(len(_strip_ansi(line)) for line in lines) <= 100
+    # the finding column holds the evidence: it gets most of the width
+    evidence = next(_strip_ansi(line) for line in lines if "at /home/c/.zsh_history:1" in line)
+    start = evidence.index("at /home/c")
+    assert start < 40
+
+
+def _strip_ansi(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_render_findings_is_plain_lines_when_not_a_terminal():
+    from vmimage.report.console import console, render_findings, summary_line
+
+    report = sample_report()
+    out = console()  # pytest's stdout is not a terminal
+    with out.capture() as cap:
+        out.print(render_findings(report.findings, "disk.vhd as os-linux"))
+        out.print(summary_line(report.findings))
+    text = cap.get()
+    assert not any(c in text for c in BOX)
+    lines = text.splitlines()
+    assert lines[0] == "disk.vhd as os-linux"
+    assert lines[1].startswith("FAIL     TEST-HISTORY")
+    assert lines[-1] == "2 passed, 1 failed, 1 warnings, 1 skipped; failed: TEST-HISTORY"
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_render_findings_is_a_table_at_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from vmimage.report.console import render_findings
+
+    out = Console(file=io.StringIO(), force_terminal=True, width=120)
+    out.print(render_findings(sample_report().findings, "t"))
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "┃" in text and "at /home/c/.zsh_history:1" in text
+
+
+def test_plain_lines_wrap_instead_of_being_cut_on_a_cropping_console():
+    import io
+
+    from rich.console import Console
+
+    from vmimage.report.console import render_findings
+
+    out = Console(file=io.StringIO(), force_terminal=False, width=60, soft_wrap=False)
+    out.print(render_findings(sample_report().findings, "t"))
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert all(len(line) <= 60 for line in text.splitlines())
+    assert "required '0 bytes'" in text.replace("\n", " ")  # the end of a long line is kept
+
+
+def test_summary_line_counts_waived():
+    from vmimage.report.console import summary_line
+
+    assert summary_line(sample_report(waived=True).findings) == \
+        "2 passed, 0 failed, 1 warnings, 1 skipped, 1 waived"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -88,8 +226,25 @@ def test_vhd_inspect_escapes_footer_creator_fields_but_json_keeps_them(tmp_path)
     assert not any(c in res.stdout for c in BIDI + "\x1b\x07\x9b"), repr(res.stdout)
     assert "\\x1b]0;" in res.stdout and "\\x9b8m\\x07" in res.stdout
     assert "\\u202e" in res.stdout
-    raw = subprocess.run([VMIMAGE, "vhd", "inspect", str(path), "--lenient", "--json"],
+    raw = subprocess.run([VMIMAGE, "vhd", "inspect", str(path), "--lenient", "--format", "json"],
                          capture_output=True, text=True, env=env, check=False)
     data = json.loads(raw.stdout)
     assert data["footer"]["creator_application"] == "\x1b]0;"
     assert data["footer"]["creator_host_os"] == "\x9b8m\x07"
+
+
+def test_vhd_inspect_table_is_field_lines_when_not_a_terminal(tmp_path):
+    from vmimage.disk import convert
+    from vmimage.disk.inspect import inspect_disk
+    from vmimage.report.console import console, render_disk_info
+
+    path = tmp_path / "d.vhd"
+    convert.create(path, 20 * 1024 * 1024)
+    out = console()
+    with out.capture() as cap:
+        out.print(render_disk_info(inspect_disk(path)))
+    lines = cap.get().splitlines()
+    assert lines[0] == str(path)
+    assert "  format: fixed VHD" in lines
+    assert any(line.startswith("  footer unique_id: ") for line in lines)
+    assert not any(c in cap.get() for c in BOX)

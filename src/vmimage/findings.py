@@ -84,11 +84,29 @@ class Finding:
     #: What a violation of the rule means under the run's profile (for a pass or a skip: what
     #: it would have meant), so a report needs no registry to say whether a skip blocks.
     severity: Severity = Severity.FAIL
+    #: The publisher's waiver of this rule, as one text: its reason and its expiry
+    #: (``"kernel 5.10 needed by our driver (waived until 2027-03-01)"``); None when not waived.
+    #: The status stays what the rule found, so every report still shows the violation.
+    waiver: str | None = None
 
     @property
     def blocking(self) -> bool:
         """Whether a violation of this rule would block certification."""
         return self.severity is Severity.FAIL
+
+    @property
+    def waived(self) -> bool:
+        """A violation (fail or warning) that a waiver accepts: it no longer counts as failing.
+
+        A waiver on a rule that passed or was skipped excuses nothing, so it is not "waived";
+        reports still show its text.
+        """
+        return self.waiver is not None and self.status in (Status.FAIL, Status.WARNING)
+
+    @property
+    def failing(self) -> bool:
+        """A failure nobody waived: what makes the exit code 1 and the verdict ``fail``."""
+        return self.status is Status.FAIL and self.waiver is None
 
     @property
     def sort_key(self) -> tuple[str, str]:
@@ -106,9 +124,10 @@ class Finding:
             "remediation": self.remediation,
             "evidence": [e.to_dict() for e in self.evidence],
             "severity": str(self.severity),
+            "waiver": self.waiver,
         }
 
 
 def worst_exit_code(findings: list[Finding]) -> int:
-    """0 when nothing failed (warnings allowed), 1 when any rule failed."""
-    return 1 if any(f.status is Status.FAIL for f in findings) else 0
+    """0 when nothing failed (warnings and waived failures allowed), 1 when a rule failed."""
+    return 1 if any(f.failing for f in findings) else 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from vmimage import __version__
 from vmimage.errors import InputError, VmimageError
-from vmimage.findings import Finding, Status
+from vmimage.findings import Finding
 from vmimage.offer.manifest import LoadedManifest, load_manifest
 from vmimage.offer.model import Manifest, Sku
 from vmimage.offer.rules import validate_offer
@@ -101,7 +100,7 @@ class Certification:
     @property
     def offer_ok(self) -> bool:
         """No offer rule failed."""
-        return not any(f.status is Status.FAIL for f in self.offer_findings)
+        return not any(f.failing for f in self.offer_findings)
 
     @property
     def complete(self) -> bool:
@@ -123,17 +122,9 @@ class Certification:
 
 
 def _validate_report(path: Path, role: str, profile: Profile) -> Report:
-    from vmimage.app.disk import validate_disk
-    from vmimage.disk.inspect import inspect_disk
+    from vmimage.app.disk import validate_report
 
-    started = datetime.now(UTC)
-    clock = time.perf_counter()
-    findings = validate_disk(path, role, profile.name)
-    info = inspect_disk(path)
-    return Report(tool_version=__version__, target=str(path), target_kind="image",
-                  profile=profile.name, started=started,
-                  duration_s=time.perf_counter() - clock, findings=findings,
-                  disk=info.to_dict(), role=role)
+    return validate_report(path, role, profile)
 
 
 def _check_disk(result: DiskResult, path: Path, family: str, profile: Profile,
@@ -150,7 +141,7 @@ def _check_disk(result: DiskResult, path: Path, family: str, profile: Profile,
             say(f"  check skipped: {result.note}")
             return
         say(f"  check --role {result.role} {path}")
-        result.check = check_target(str(path), profile.name, result.role)
+        result.check = check_target(str(path), profile, result.role)
         say(f"    {result.check.counts_line}"
             + (f"; system: {result.check.system.get('os')}" if result.check.system else ""))
     except VmimageError as exc:
@@ -215,7 +206,7 @@ def certify_offer(manifest: str | Path, profile_name: str, progress: Log | None 
     say(f"vmimage {__version__} certify {manifest} (profile {profile.name})")
     findings = [redact_finding(f) for f in validate_offer(loaded, profile)]
     model = loaded.require()
-    failed = sum(1 for f in findings if f.status is Status.FAIL)
+    failed = sum(1 for f in findings if f.failing)
     say(f"offer validate: {failed} rule(s) failed")
     cert = Certification(model, str(manifest), profile.name, started, findings, log=lines)
     for sku in model.skus:
@@ -237,7 +228,7 @@ def _questionnaire(cert: Certification) -> dict[str, object]:
     for sku in cert.manifest.skus:
         failed = {f.check_id for image in cert.images if image.sku == sku.id
                   for disk in image.disks for report in (disk.validate, disk.check)
-                  if report is not None for f in report.findings if f.status is Status.FAIL}
+                  if report is not None for f in report.findings if f.failing}
         q = sku.questionnaire
         out[sku.id] = {
             "answers": [a.model_dump() for a in q.answers],
@@ -265,6 +256,11 @@ def summary(cert: Certification) -> dict[str, object]:
             "disks": [{"disk": d.label, "role": d.role, "file": d.file,
                        "url": redact(d.url) if d.url else None,
                        "vhd_validate": _counts(d.validate), "check": _counts(d.check),
+                       # the rules to fix, by ID, and those a waiver accepts (both sorted)
+                       "failed_rules": sorted({i for r in (d.validate, d.check) if r
+                                               for i in r.failed_ids}),
+                       "waived_rules": sorted({i for r in (d.validate, d.check) if r
+                                               for i in r.waived_ids}),
                        "system": d.check.system if d.check else None,
                        "note": d.note, "error": d.error, "info": d.info,
                        "results": _result_dir(i, d) if d.validate or d.check else None}
@@ -286,8 +282,9 @@ def _result_dir(image: ImageResult, disk: DiskResult) -> str:
 def _summary_text(cert: Certification) -> str:
     lines = [f"{cert.verdict}: {cert.manifest.publisher}.{cert.manifest.offer.id} "
              f"(profile {cert.profile}, vmimage {__version__})", ""]
-    failed = sum(1 for f in cert.offer_findings if f.status is Status.FAIL)
-    lines.append(f"offer validation: {failed} rule(s) failed")
+    offer_failed = sorted({f.check_id for f in cert.offer_findings if f.failing})
+    lines.append(f"offer validation: {len(offer_failed)} rule(s) failed"
+                 + (f" ({', '.join(offer_failed)})" if offer_failed else ""))
     for image in cert.images:
         mark = "certified" if image.certified else "NOT certified"
         lines.append(f"{image.sku} {image.version} ({image.image_type}): {mark}")
@@ -296,6 +293,15 @@ def _summary_text(cert: Certification) -> str:
                      f"check {d.check.counts_line}" if d.check else "",
                      d.note or d.info or "", f"error: {d.error}" if d.error else ""]
             lines.append(f"  {d.label} ({d.role}): " + "; ".join(p for p in parts if p))
+            # Name the rules to fix under each disk: a count alone sends the reader to the
+            # per-disk reports to learn what failed.
+            reports = [r for r in (d.validate, d.check) if r is not None]
+            failed = sorted({i for r in reports for i in r.failed_ids})
+            waived = sorted({i for r in reports for i in r.waived_ids})
+            if failed:
+                lines.append(f"    failed: {', '.join(failed)}")
+            if waived:
+                lines.append(f"    waived: {', '.join(waived)}")
     lines += ["", "Any failure means not certified (CRT-RESULTS); a disk that was not "
                   "checked leaves the package incomplete."]
     return redact("\n".join(lines)) + "\n"
@@ -303,6 +309,9 @@ def _summary_text(cert: Certification) -> str:
 
 def _summary_html(cert: Certification) -> str:
     e = html.escape
+    offer_failed = sorted({f.check_id for f in cert.offer_findings if f.failing})
+    offer_line = f"Offer validation: {len(offer_failed)} rule(s) failed" + (
+        ": " + ", ".join(f"<code>{e(i)}</code>" for i in offer_failed) if offer_failed else "")
     rows = []
     for image in cert.images:
         for d in image.disks:
@@ -311,9 +320,16 @@ def _summary_html(cert: Certification) -> str:
                              if rep is not None)
             status = "fail" if d.failed else "incomplete" if not d.complete else "pass"
             detail = d.error or d.note or d.info or ""
+            reports = [r for r in (d.validate, d.check) if r is not None]
+            failed = sorted({i for r in reports for i in r.failed_ids})
+            waived = sorted({i for r in reports for i in r.waived_ids})
+            rules = "<br>".join(f"<code>{e(i)}</code>" for i in failed)
+            if waived:
+                rules += (("<br>" if rules else "") + "waived: "
+                          + ", ".join(f"<code>{e(i)}</code>" for i in waived))
             rows.append(f"<tr class={status}><td>{e(image.sku)}</td><td>{e(image.version)}</td>"
                         f"<td>{e(d.label)}</td><td>{e(d.role)}</td><td>{status}</td>"
-                        f"<td>{links}</td><td>{e(redact(detail))}</td></tr>")
+                        f"<td>{rules}</td><td>{links}</td><td>{e(redact(detail))}</td></tr>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{e(cert.verdict)}: {e(cert.manifest.offer.id)}</title>
@@ -325,8 +341,9 @@ vmimage {e(__version__)}, {e(cert.started.isoformat(timespec="seconds"))}.
 Any failure means not certified; a disk that was not checked leaves the package incomplete.</p>
 <p><a href="offer-validation.json">offer validation</a> ·
 <a href="questionnaire.json">questionnaire</a> · <a href="logs/certify.log">log</a></p>
+<p>{offer_line}</p>
 <table><tr><th>SKU</th><th>version</th><th>disk</th><th>role</th><th>result</th>
-<th>reports</th><th>note</th></tr>
+<th>failed rules</th><th>reports</th><th>note</th></tr>
 {chr(10).join(rows)}
 </table></body></html>
 """

@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 
 from vmimage import __version__
 from vmimage.app.catalog import profile as load_profile
+from vmimage.app.identity import disk_identity
 from vmimage.checks.context import CheckContext
 from vmimage.checks.run import run_image_rules
 from vmimage.disk.inspect import RAW
 from vmimage.errors import InputError, UnsupportedError
 from vmimage.facts import Facts
+from vmimage.profiles import Profile
 from vmimage.report.model import Report
 from vmimage.rules import Subject
 from vmimage.targets.base import Target
@@ -82,7 +84,7 @@ def _sizes(target: Target) -> int | None:
     return getattr(target, "bytes_read", None)
 
 
-def check_target(spec: str, profile_name: str, role: str = "os-linux",
+def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
                  only: Iterable[str] | None = None) -> Report:
     """Run the rules that fit ``role`` on ``spec`` (an image file or a root directory).
 
@@ -112,6 +114,6 @@ def check_target(spec: str, profile_name: str, role: str = "os-linux",
                       duration_s=time.perf_counter() - clock, findings=findings,
                       system=_system_summary(facts) if family else {},
                       bytes_read=_sizes(target), disk=disk.to_dict() if disk else None,
-                      role=role)
+                      role=role, identity=disk_identity(target))
     finally:
         target.close()

@@ -224,5 +224,5 @@ def to_text(renderable: object) -> str:
     tty = sys.stdout.isatty()
     buffer = io.StringIO()
     Console(file=buffer, force_terminal=tty, color_system="standard" if tty else None,
-            width=None if tty else 100, highlight=False, soft_wrap=False).print(renderable)
+            width=None if tty else 100, highlight=False, soft_wrap=not tty).print(renderable)
     return buffer.getvalue()

@@ -11,10 +11,12 @@ import contextlib
 import inspect
 from pathlib import Path
 
+from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
 from vmimage.profiles import Profile
+from vmimage.report.console import Adaptive
 from vmimage.requirements import REQUIREMENTS, guide_requirements
 from vmimage.rules import RuleMeta, effective_severity
 
@@ -68,23 +70,32 @@ def check_dict(meta: CheckMeta, *, detail: bool = False,
     return data
 
 
-def checks_table(metas: list[CheckMeta]) -> Table:
-    """``vmimage checks list``: one row per check."""
-    table = Table(title=f"{len(metas)} rules", title_justify="left")
-    for column in ("ID", "title", "severity", "subject", "covers", "OS", "module"):
-        table.add_column(column)
-    for m in metas:
-        table.add_row(m.id, escape(m.title), str(m.severity), str(m.subject),
-                      escape(", ".join(m.covers)), m.os, m.module)
-    return table
+def checks_table(metas: list[CheckMeta]) -> RenderableType:
+    """``vmimage checks list``: one row per check; at a terminal a table, elsewhere one plain
+    line per rule (``ID  severity  subject  OS  title (covers; module)``) for ``grep``."""
+
+    def table() -> Table:
+        out = Table(title=f"{len(metas)} rules", title_justify="left")
+        for column in ("ID", "title", "severity", "subject", "covers", "OS", "module"):
+            out.add_column(column)
+        for m in metas:
+            out.add_row(m.id, escape(m.title), str(m.severity), str(m.subject),
+                        escape(", ".join(m.covers)), m.os, m.module)
+        return out
+
+    def lines() -> list[str]:
+        width = max((len(m.id) for m in metas), default=0)
+        return [f"{len(metas)} rules"] + [
+            f"{m.id:<{width}}  {m.severity!s:<7}  {m.subject!s:<8}  {m.os:<7}  {m.title} "
+            f"(covers {', '.join(m.covers)}; {m.module})" for m in metas]
+
+    return Adaptive(table, lines)
 
 
-def check_detail(meta: CheckMeta, profiles: dict[str, Profile]) -> Table:
-    """``vmimage checks show ID``: everything about one rule, its source file first."""
+def check_detail(meta: CheckMeta, profiles: dict[str, Profile]) -> RenderableType:
+    """``vmimage checks show ID``: everything about one rule, its source file first; at a
+    terminal a table, elsewhere ``field: value`` lines."""
     info = check_dict(meta, detail=True, profiles=profiles)
-    table = Table(title=meta.id, show_header=False, title_justify="left")
-    table.add_column("field", style="bold")
-    table.add_column("value")
     covers = "\n".join(f"{c}: {REQUIREMENTS[c].text}" if c in REQUIREMENTS else f"{c}: (unknown)"
                        for c in meta.covers)
     rows = [
@@ -101,9 +112,20 @@ def check_detail(meta: CheckMeta, profiles: dict[str, Profile]) -> Table:
         ("remediation", meta.remediation),
         ("rationale", str(info["rationale"])),
     ]
-    for field, value in rows:
-        table.add_row(field, escape(value))
-    return table
+
+    def table() -> Table:
+        out = Table(title=meta.id, show_header=False, title_justify="left")
+        out.add_column("field", style="bold")
+        out.add_column("value")
+        for field, value in rows:
+            out.add_row(field, escape(value))
+        return out
+
+    def lines() -> list[str]:
+        return [meta.id] + [line for field, value in rows
+                            for line in (f"{field}: " + value.replace("\n", "\n  ")).split("\n")]
+
+    return Adaptive(table, lines)
 
 
 def coverage(metas: list[CheckMeta]) -> dict[str, list[str]]:

@@ -17,13 +17,19 @@ SCHEMA_VERSION = 1
 SCHEMA_ID = "https://vmimage.dev/schemas/report-v1.json"
 
 
-def to_dict(report: Report) -> dict[str, object]:
-    """The report as plain data, in the shape ``schemas/report-v1.json`` describes."""
+def to_dict(report: Report, *, only_failed: bool = False) -> dict[str, object]:
+    """The report as plain data, in the shape ``schemas/report-v1.json`` describes.
+
+    With ``only_failed`` the findings (and the requirements they cover) are the failures and
+    warnings only, waived or not; ``summary`` still counts every finding and says
+    ``only_failed``, so a program never takes the short list for the whole run.
+    """
     return {
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": report.tool_version},
-        "target": {"path": report.target, "kind": report.target_kind, "role": report.role},
+        "target": {"path": report.target, "kind": report.target_kind, "role": report.role,
+                   "identity": dict(report.identity)},
         "mode": report.mode,
         "profile": report.profile,
         "started": report.started.isoformat(),
@@ -39,11 +45,12 @@ def to_dict(report: Report) -> dict[str, object]:
             "exit_code": report.exit_code,
             "counts": report.counts,
             "total": len(report.findings),
+            "only_failed": only_failed,
         },
-        "findings": [finding_dict(f) for f in report.sorted_findings()],
+        "findings": [finding_dict(f) for f in report.listed(only_failed)],
         "requirements": {rid: {"source": r.source, "area": r.area, "section": r.section,
                                "text": r.text}
-                         for rid in report.covered() if (r := REQUIREMENTS.get(rid))},
+                         for rid in report.covered(only_failed) if (r := REQUIREMENTS.get(rid))},
     }
 
 
@@ -54,9 +61,10 @@ def finding_dict(finding: Finding) -> dict[str, object]:
     return data
 
 
-def render_json(report: Report) -> str:
+def render_json(report: Report, *, only_failed: bool = False) -> str:
     """The report as indented JSON text (UTF-8 kept readable, not escaped)."""
-    return json.dumps(to_dict(report), indent=2, ensure_ascii=False, default=str) + "\n"
+    return json.dumps(to_dict(report, only_failed=only_failed), indent=2, ensure_ascii=False,
+                      default=str) + "\n"
 
 
 def schema() -> dict[str, object]:

@@ -15,52 +15,85 @@ from rich.markup import escape
 
 from vmimage.errors import InputError
 from vmimage.report import FORMATS
-from vmimage.report.console import printable, render_findings, summary_line
-from vmimage.report.model import Report
+from vmimage.report.console import finding_lines, findings_table
+from vmimage.report.model import Report, identity_rows
+from vmimage.textsafe import printable
 from vmimage.units import format_size
 
+#: Header rows the first two lines of the text report already say.
+_SAID = {"file", "target", "vmimage", "profile", "time"}
 
-def render(report: Report, fmt: str, *, color: bool = False, width: int | None = None) -> str:
+
+def render(report: Report, fmt: str, *, color: bool = False, width: int | None = None,
+           only_failed: bool = False) -> str:
     """The report in format ``fmt``, as one string ending in a newline.
 
     ``color`` and ``width`` apply to ``text`` only: the CLI passes
     ``color=sys.stdout.isatty()`` when it prints (never when it writes ``--output``), so a file
-    or a pipe gets plain text without escape codes.
+    or a pipe gets plain lines without escape codes or table borders. ``only_failed`` lists
+    only the failures and warnings (waived or not) in every format; the counts, the verdict
+    and the exit code are still those of every finding.
 
     Raises:
         InputError: ``fmt`` is not one of :data:`FORMATS`.
     """
     if fmt == "text":
-        return render_text(report, color=color, width=width)
+        return render_text(report, color=color, width=width, only_failed=only_failed)
     if fmt not in _RENDERERS:
         raise InputError("--format", f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
     module, function = _RENDERERS[fmt]
-    text: str = getattr(importlib.import_module(module), function)(report)
+    text: str = getattr(importlib.import_module(module), function)(report,
+                                                                    only_failed=only_failed)
     return text
 
 
-def render_text(report: Report, *, color: bool = False, width: int | None = None) -> str:
-    """The terminal report: header, the findings table, counts, and the verdict last."""
+def render_text(report: Report, *, color: bool = False, width: int | None = None,
+                only_failed: bool = False) -> str:
+    """The text report: header, the findings failures first, counts, and the verdict last.
+
+    Without ``color`` (a file, a pipe, a CI log) every finding is a plain line, its evidence
+    and fix indented under it; with ``color`` (a terminal) the findings are a table as wide
+    as the terminal, or ``width``.
+    """
+    listed = report.listed(only_failed)
+    head = _header(report)
+    if only_failed:
+        left = len(report.findings) - len(listed)
+        head.append(f"only failures and warnings listed; {left} other finding"
+                    f"{'s' if left != 1 else ''} left out")
+    if not color:
+        lines = [*head, "", *finding_lines(listed), "", report.counts_line, report.verdict_line]
+        return "\n".join(lines) + "\n"
     if width is None:
-        # A terminal gets its own width; a file or a pipe a fixed one, so output is stable.
-        width = shutil.get_terminal_size((160, 24)).columns if color else 160
+        width = shutil.get_terminal_size((160, 24)).columns
     buffer = io.StringIO()
-    out = Console(file=buffer, force_terminal=color, color_system="standard" if color else None,
-                  width=width, highlight=False, soft_wrap=False)
-    read = "" if report.bytes_read is None else f", {format_size(report.bytes_read)} read"
-    out.print(f"{printable(report.target)} ({report.target_kind}, {report.role}, "
-              f"{report.mode}), profile {report.profile}, vmimage {report.tool_version}",
-              markup=False)
-    out.print(f"started {report.started.isoformat(timespec='seconds')}, "
-              f"took {report.duration_s:.2f} s{read}", markup=False)
-    if report.system:
-        out.print("system: " + printable(", ".join(f"{k}={v}"
-                                                   for k, v in sorted(report.system.items()))),
-                  markup=False)
-    out.print(render_findings(report.findings, "findings"))
-    out.print(summary_line(report.findings), markup=False)
+    out = Console(file=buffer, force_terminal=True, color_system="standard", width=width,
+                  highlight=False, soft_wrap=False)
+    for line in head:
+        out.print(line, markup=False)
+    out.print(findings_table(listed, "findings"))
+    out.print(report.counts_line, markup=False)
     out.print(verdict(report))
     return buffer.getvalue()
+
+
+def _header(report: Report) -> list[str]:
+    """Target, kind, role, mode, profile, version; time and cost; the disk's identity; the OS."""
+    read = "" if report.bytes_read is None else f", {format_size(report.bytes_read)} read"
+    what = ", ".join(p for p in (report.target_kind, report.role, report.mode) if p)
+    lines = [
+        f"{printable(report.target)} ({what}), profile {report.profile}, "
+        f"vmimage {report.tool_version}",
+        f"started {report.started.isoformat(timespec='seconds')}, "
+        f"took {report.duration_s:.2f} s{read}",
+    ]
+    disk = [f"{label} {value}" for label, value in identity_rows(report) if label not in _SAID]
+    if disk:
+        lines.append("disk: " + printable(", ".join(disk)))
+    if report.system:
+        lines.append("system: " + printable(", ".join(f"{k}={v}"
+                                                      for k, v in sorted(report.system.items()))))
+    return lines
 
 
 def verdict(report: Report) -> str:

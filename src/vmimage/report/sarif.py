@@ -12,6 +12,11 @@ consumers treat ``open`` like ``fail`` and would raise alerts for what never blo
 certification. The skip's reason is the message, and ``properties.status`` keeps vmimage's own
 status on every result.
 
+A waived finding keeps its kind and level and carries a suppression (§3.35):
+``{"kind": "external", "status": "accepted", "justification": <the waiver>}``, external because
+the waiver lives in the publisher's waiver file, not in the image. Code-scanning dashboards list
+suppressed results as dismissed, which is what a waiver is: seen, and accepted.
+
 Evidence paths are absolute paths inside the image: they become URIs relative to the base
 ``IMAGEROOT`` (``/etc/fstab`` -> ``etc/fstab``). Evidence naming the target itself (a disk
 image file) points at the analysis target as given.
@@ -40,9 +45,10 @@ _KIND_LEVEL = {
 }
 
 
-def sarif_log(report: Report) -> dict[str, object]:
-    """The report as a SARIF log object with one run."""
-    findings = report.sorted_findings()
+def sarif_log(report: Report, *, only_failed: bool = False) -> dict[str, object]:
+    """The report as a SARIF log object with one run; with ``only_failed``, results (and
+    rules) for the failures and warnings only, while the run's properties count everything."""
+    findings = report.listed(only_failed)
     rule_ids = sorted({f.check_id for f in findings})
     index = {rid: i for i, rid in enumerate(rule_ids)}
     run: dict[str, object] = {
@@ -70,15 +76,18 @@ def sarif_log(report: Report) -> dict[str, object]:
             "verdict": report.verdict,
             "skippedBlocking": report.skipped_blocking,
             "counts": report.counts,
+            "onlyFailed": only_failed,
+            "identity": dict(report.identity),
             "system": dict(report.system),
         },
     }
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
-def render_sarif(report: Report) -> str:
+def render_sarif(report: Report, *, only_failed: bool = False) -> str:
     """The SARIF log as indented JSON text."""
-    return json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(sarif_log(report, only_failed=only_failed), indent=2,
+                      ensure_ascii=False) + "\n"
 
 
 def _rule(check_id: str, findings: list[Finding]) -> dict[str, object]:
@@ -116,8 +125,14 @@ def _result(f: Finding, rule_index: int, target: str) -> dict[str, object]:
     if len(locations) > 1:
         # SARIF: one location unless every one must change; the rest are related.
         result["relatedLocations"] = [dict(loc, id=i) for i, loc in enumerate(locations[1:])]
-    result["properties"] = {"status": str(f.status), "covers": list(f.covers),
-                            "evidence": [e.to_dict() for e in f.evidence]}
+    if f.waived and f.waiver is not None:
+        result["suppressions"] = [{"kind": "external", "status": "accepted",
+                                   "justification": f.waiver}]
+    properties: dict[str, object] = {"status": str(f.status), "covers": list(f.covers),
+                                     "evidence": [e.to_dict() for e in f.evidence]}
+    if f.waiver is not None:
+        properties["waiver"] = f.waiver
+    result["properties"] = properties
     return result
 
 
