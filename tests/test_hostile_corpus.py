@@ -32,7 +32,7 @@ _BLOB = "http://127.0.0.1:9/devstoreaccount1/vhds/x.vhd?sv=2020-10-02&sr=b&sp=rw
 
 DISK_COMMANDS: dict[str, list[str]] = {
     "inspect": ["vhd", "inspect", "{in}"],
-    "inspect-json": ["vhd", "inspect", "{in}", "--json"],
+    "inspect-json": ["vhd", "inspect", "{in}", "--format", "json"],
     "validate": ["vhd", "validate", "{in}", "--role", "data"],
     "convert": ["vhd", "convert", "{in}", "{out}/out.vhd"],
     "check": ["check", "{in}"],

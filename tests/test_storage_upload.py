@@ -65,7 +65,7 @@ def dense_disk(tmp_path: Path, name: str = "dense.vhd", seed: int = 2) -> Disk:
 
 def upload_json(az: Azurite, disk: Disk, url: str, *extra: str,
                 env: dict[str, str] | None = None) -> dict[str, object]:
-    res = vmimage("upload", disk.path, url, "--json", "--put-md5", *extra, env=env or az.env())
+    res = vmimage("upload", disk.path, url, "--format", "json", "--put-md5", *extra, env=env or az.env())
     assert res.returncode == 0, res.stderr
     data: dict[str, object] = json.loads(res.stdout)
     return data

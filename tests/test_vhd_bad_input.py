@@ -508,7 +508,7 @@ def test_vhdx_log_replayed_by_qemu_then_converted(tmp_path: Path) -> None:
 def test_differencing_fails_validation(tmp_path: Path) -> None:
     path = differencing(tmp_path)
     before = file_state(path)
-    res = vmimage("vhd", "validate", path, "--role", "data", "--json")
+    res = vmimage("vhd", "validate", path, "--role", "data", "--format", "json")
     assert res.returncode == 1, res.stderr
     findings = {f["check_id"]: f for f in json.loads(res.stdout)["findings"]}
     assert findings["VHD-FIXED-FORMAT"]["status"] == "fail"
@@ -519,7 +519,7 @@ def test_differencing_fails_validation(tmp_path: Path) -> None:
 def test_lenient_inspect_shows_a_bad_checksum(tmp_path: Path) -> None:
     """``--lenient`` decodes the corrupt footer for a person to read, and still exits 1."""
     path = wrong_checksum(tmp_path)
-    res = vmimage("vhd", "inspect", "--json", "--lenient", path)
+    res = vmimage("vhd", "inspect", "--format", "json", "--lenient", path)
     assert res.returncode == 1
     info = json.loads(res.stdout)
     assert info["footer_checksum_ok"] is False

@@ -51,7 +51,7 @@ def vmimage_ok(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str
 
 def inspect_json(path: str | os.PathLike[str]) -> dict[str, object]:
     """``vmimage vhd inspect --json``, decoded."""
-    res = vmimage_ok("vhd", "inspect", "--json", path)
+    res = vmimage_ok("vhd", "inspect", "--format", "json", path)
     data: dict[str, object] = json.loads(res.stdout)
     return data
 
