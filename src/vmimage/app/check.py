@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from vmimage import __version__
+from vmimage import __version__, log
 from vmimage.app.catalog import profile as load_profile
 from vmimage.app.identity import disk_identity
 from vmimage.checks.context import CheckContext
@@ -25,6 +25,9 @@ from vmimage.report.model import Report
 from vmimage.rules import Subject
 from vmimage.targets.base import Target
 from vmimage.targets.open import open_target
+from vmimage.units import format_size
+
+_log = log.get("check")
 
 
 def _system_summary(facts: Facts) -> dict[str, str]:
@@ -98,16 +101,24 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
     target = open_target(spec)
     try:
         _require_disk_image(spec, target)
+        disk = getattr(target, "disk_info", None)
+        if disk is not None:
+            _log.info("%s: %s, %d bytes virtual", spec, disk.format_name, disk.virtual_size)
         facts = Facts(target)
         family = detect_family(target, facts)
+        _log.info("%s: found %s", spec, _found(target) if family is None else
+                  f"{family} ({_system_summary(facts).get('os', 'no os-release')})")
         _require_family(spec, role, family, target)
-        disk = getattr(target, "disk_info", None)
         ctx = CheckContext(profile=policy, role=role, disk=disk, target=target,
                            facts=facts if family else None, capabilities=target.capabilities)
         try:
             findings = run_image_rules(ctx, family or "linux", only)
         except KeyError as exc:
             raise InputError("--check", f"unknown check ID(s): {exc.args[0]}") from None
+        read = _sizes(target)
+        _log.info("%d rules of role %s ran in %.2f s%s", len(findings), role,
+                  time.perf_counter() - clock,
+                  "" if read is None else f", {format_size(read)} of the image read")
         kind = "image" if "disk" in target.capabilities else "directory"
         return Report(tool_version=__version__, target=target.name, target_kind=kind,
                       profile=policy.name, started=started,
