@@ -51,7 +51,7 @@ def test_raw_disk_fails_only_the_format_rules(tmp_path: Path) -> None:
     assert bad == {"VHD-FIXED-FORMAT", "VHD-FOOTER-VALID", "VHD-FILE-LENGTH"}
 
 
-def test_qcow2_is_read_through_libqcow(tmp_path: Path) -> None:
+def test_qcow2_is_read_through_its_tables(tmp_path: Path) -> None:
     disk = ib.compliant_copy(tmp_path / "disk.raw")
     qcow = tmp_path / "disk.qcow2"
     ib.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", disk.path, qcow])

@@ -2,9 +2,10 @@
 qemu-img: qemu-img writes the image from a raw disk, vmimage converts it to a fixed VHD, and
 ``qemu-img compare`` must find the output equal to the raw source and to qemu-img's own file.
 
-Why these variants: each one is read by different code in the libyal bindings, and a binding
-release can break one alone (libqcow-python 20260703 reads compressed qcow2 clusters as zeros,
-measured; the pin in pyproject.toml rests on this test). Compressed qcow2 clusters and
+Why these variants: each one is read by different code (vmimage's own qcow2 reader, the libyal
+bindings for VMDK and VHDX), and a change can break one alone (libqcow-python 20260703 read
+compressed qcow2 clusters as zeros, measured: one reason vmimage reads qcow2 itself now;
+test_formats_qcow2.py has the reader's own oracle tests). Compressed qcow2 clusters and
 stream-optimized VMDK grains are deflated; VHDX blocks of 1 MiB and 256 MiB give chunk ratios
 of 4096 and 16 (a sector bitmap entry after every chunk in the BAT); plain qcow2 and dynamic VHD
 are the common cases. test_vhd_oracle.py covers the default variants of each format.

@@ -242,9 +242,15 @@ def test_fuzz_vmdk_descriptor(lines: list[str], junk: bytes) -> None:
 
 @st.composite
 def qcow2_files(draw: st.DrawFn) -> bytes:
-    """A small qcow2 (64 KiB clusters by default) with fuzzed header fields and tables."""
+    """A small qcow2 (64 KiB clusters by default) with fuzzed header fields and tables.
+
+    Cluster 3 holds a deflate stream of one cluster, or junk, and L2 entries may point at it
+    as compressed clusters claiming one sector or as many as their field holds.
+    """
     bits = draw(st.sampled_from([16, 9, 21, 8, 22, 0, 63]))
     cs = 1 << min(bits, 21)
+    shift = 62 - (min(max(bits, 9), 21) - 8)  # where a compressed entry's sector count starts
+    most_sectors = ((1 << 62) - 1) >> shift << shift
     version = draw(st.sampled_from([3, 2, 1, 4]))
     size = draw(st.sampled_from([MiB, 2**40, 60 * 2**40]) | U64)
     l1_size = draw(st.sampled_from([1, 2, 0, 2**20, 2**32 - 1]) | U32)
@@ -256,8 +262,11 @@ def qcow2_files(draw: st.DrawFn) -> bytes:
     l1 = draw(st.lists(st.sampled_from([2 * cs, 3 * cs, 0, 1 << 63 | 2 * cs, 2**64 - 1]) | U64,
                        max_size=4))
     l2 = draw(st.lists(st.sampled_from([0, 1, 3 * cs, 1 << 63 | 3 * cs, 1 << 62 | 5,
-                                        2**64 - 1]) | U64, max_size=16))
+                                        1 << 62 | 3 * cs, 1 << 62 | most_sectors | 3 * cs,
+                                        2**32 - 1, 2**64 - 1]) | U64, max_size=16))
     image = bytearray(4 * cs)
+    stream = _deflated_cluster(cs) if draw(st.booleans()) else os.urandom(64)
+    image[3 * cs:3 * cs + len(stream)] = stream
     image[:len(header)] = header
     raw_l1 = b"".join(struct.pack(">Q", e) for e in l1)
     raw_l2 = b"".join(struct.pack(">Q", e) for e in l2)
@@ -279,7 +288,76 @@ def test_fuzz_qcow2_tables(image: bytes) -> None:
             for offset, length in qcow2.allocated_ranges(read, len(image)):
                 assert offset >= 0 and length > 0 and offset + length <= header.size
                 total += length
-            assert total <= len(image) * max(1, header.cluster_size // SECTOR)
+            cs = header.cluster_size
+            assert total <= len(image) * cs / max(1, cs // qcow2.DEFLATE_MAX_RATIO)
+        except qcow2.Qcow2Error as exc:
+            raise InputError("fuzz.qcow2", str(exc)) from None
+
+    _bounded(call)
+
+
+def _deflated_cluster(cs: int) -> bytes:
+    """One cluster of text as qemu compresses it: raw deflate, 4 KiB window."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -12)
+    return deflate.compress((b"vmimage fuzz " * (cs // 13 + 1))[:cs]) + deflate.flush()
+
+
+@st.composite
+def readable_qcow2_files(draw: st.DrawFn) -> bytes:
+    """A qcow2 whose header opens (versions 2 and 3, clusters of 512 bytes to 2 MiB, extended
+    L2 entries, the dirty bit) with fuzzed L1 and L2 entries, one cluster of deflated or junk
+    data, and sometimes the end of the file cut off: what reaches the data reader."""
+    bits = draw(st.sampled_from([16, 9, 14, 21]))
+    cs = 1 << bits
+    version = draw(st.sampled_from([3, 2]))
+    incompat = draw(st.sampled_from([0, 1] + ([16, 17] if bits >= 14 else []))) \
+        if version == 3 else 0
+    per_l2 = cs // (16 if incompat & 16 else 8)
+    size = draw(st.sampled_from([MiB, 3 * MiB + 512] + ([2**40] if bits >= 16 else [])))
+    clusters = -(-size // cs)
+    l1_size = -(-clusters // per_l2)
+    l2_at = (1 + -(-l1_size * 8 // cs)) * cs
+    data_at = l2_at + cs
+    header = struct.pack(">4sIQIIQIIQQIIQ", qcow2.MAGIC, version, 0, 0, bits, size, 0,
+                         l1_size, cs, 0, 0, 0, 0)
+    header += struct.pack(">QQQII", incompat, 0, 0, 4, 104) if version == 3 else b""
+    shift = 62 - (bits - 8)
+    compressed = [1 << 62 | data_at, 1 << 62 | ((1 << 62) - 1) >> shift << shift | data_at,
+                  1 << 62 | 5, 1 << 62 | data_at + 3]
+    l1 = draw(st.lists(st.sampled_from([l2_at, 1 << 63 | l2_at, 0, data_at, l2_at + 512])
+                       | U64, min_size=1, max_size=4))
+    l2 = draw(st.lists(st.tuples(
+        st.sampled_from([0, 1, data_at, 1 << 63 | data_at, data_at | 1, *compressed]) | U64,
+        st.sampled_from([0, 2**32 - 1, 1, 1 << 32, (2**32 - 1) << 32, 3 | 1 << 33]) | U64),
+        min_size=1, max_size=16))
+    image = bytearray(data_at + cs)
+    image[:len(header)] = header
+    image[cs:cs + 8 * len(l1)] = b"".join(struct.pack(">Q", e) for e in l1)
+    entries = (struct.pack(">QQ", *pair) if incompat & 16 else struct.pack(">Q", pair[0])
+               for pair in l2)
+    raw_l2 = b"".join(entries)
+    image[l2_at:l2_at + len(raw_l2)] = raw_l2
+    data = _deflated_cluster(cs) if draw(st.booleans()) else os.urandom(64)
+    image[data_at:data_at + len(data)] = data
+    cut = draw(st.sampled_from([0, 0, 100, cs // 2, cs]))
+    return bytes(image[:len(image) - cut])
+
+
+@FUZZ
+@given(readable_qcow2_files(), st.lists(st.tuples(st.integers(0, 4 * MiB) | U64,
+                                                   st.integers(0, 4 * MiB)), max_size=4))
+def test_fuzz_qcow2_reader(image: bytes, reads: list[tuple[int, int]]) -> None:
+    """Reading the virtual disk, its data ranges and arbitrary offsets, returns as many bytes
+    as asked (cut at the disk's end) or the typed refusal, within the time and memory bounds,
+    whatever the tables and compressed clusters say."""
+    def call() -> None:
+        read = lambda o, n: image[o:o + n]  # noqa: E731 - the reader the image takes
+        try:
+            disk = qcow2.Qcow2Image(read, len(image))
+            for offset, length in reads:
+                assert len(disk.read(offset, length)) == max(0, min(length, disk.size - offset))
+            for offset, length in disk.allocated_ranges():
+                assert len(disk.read(offset, min(length, 4 * MiB))) == min(length, 4 * MiB)
         except qcow2.Qcow2Error as exc:
             raise InputError("fuzz.qcow2", str(exc)) from None
 

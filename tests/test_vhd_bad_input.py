@@ -394,7 +394,7 @@ CASES = {
                          "differencing VHD"),
     "fixed-zero-size": Case(fixed_zero_size, "virtual size is 0"),
     "footer-only-zero-size": Case(footer_only_zero_size, "virtual size is 0"),
-    "qcow2-zero-size": Case(qcow2_zero_size, "cannot be read as qcow2"),  # libqcow refuses
+    "qcow2-zero-size": Case(qcow2_zero_size, "cannot be read as qcow2"),  # no data to read
     "footer-copies-disagree": Case(footer_copies_disagree, "the copy at offset 0 says 33554432 "
                                    "bytes", _BY_FORMAT, "footer copies", "dynamic VHD"),
     "vhdx-log-guid": Case(vhdx_log_guid, "log was never replayed", _BY_FORMAT,

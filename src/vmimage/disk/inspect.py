@@ -27,6 +27,7 @@ from vmimage.disk.sources import (
     FileWindow,
     FlatSource,
     LibyalSource,
+    Qcow2Source,
 )
 from vmimage.disk.sparse import allocated_bytes
 from vmimage.errors import InputError, UnsupportedError
@@ -214,7 +215,9 @@ def _inspect(path: Path, keep_open: bool, lenient: bool) -> tuple[DiskInfo, Disk
         decoded = _decode(fd, path, st, lenient)
         info = decoded.info
         refusals = decoded.refusals
-        if info.format in (QCOW2, VMDK, VHDX):
+        if info.format == QCOW2:
+            source = _open_qcow2(path, fd, info, refusals)
+        elif info.format in (VMDK, VHDX):
             # The binding alone knows the virtual size, and pyvhdi the VHDX disk type.
             source = _open_libyal(path, fd, info, refusals)
         if info.virtual_size == 0 and info.footer is None:
@@ -270,7 +273,7 @@ def _decode(fd: int, path: Path, st: os.stat_result, lenient: bool) -> _Decoded:
     if fmt == VHDX:
         _vhdx_layout(fd, path, st.st_size, decoded)
         return decoded
-    if footer is None:  # qcow2, VMDK: sized by their binding
+    if footer is None:  # qcow2, VMDK: sized when opened
         return decoded
     info.virtual_size = footer.current_size
     info.problems += footer.problems()
@@ -366,25 +369,14 @@ def _flat_or_dynamic(path: Path, fd: int, info: DiskInfo, layout: _Layout) -> Di
 
 def _open_libyal(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
                  ) -> LibyalSource:
-    """qcow2, VMDK and VHDX through their libyal binding."""
+    """VMDK and VHDX through their libyal binding."""
     fmt = info.format
     reader = FdReader(fd)
     fileobj = FileWindow(reader, 0, info.file_size)
-    handle: Any  # pyqcow.file, pyvmdk.handle or pyvhdi.file: one read interface
+    handle: Any  # pyvmdk.handle or pyvhdi.file: one read interface
     ranges = None
     try:
-        if fmt == QCOW2:
-            import pyqcow
-
-            ranges = _qcow2_ranges(path, reader.read, info.file_size)
-
-            handle = pyqcow.file()
-            handle.open_file_object(fileobj)
-            if handle.get_backing_filename():
-                handle.close()
-                raise UnsupportedError(path, "qcow2 with a backing file is not supported: "
-                                             "flatten it first (qemu-img convert -O qcow2)")
-        elif fmt == VMDK:
+        if fmt == VMDK:
             import pyvmdk
 
             ranges = _check_vmdk_extents(path, reader.read, info.file_size)
@@ -412,25 +404,44 @@ def _open_libyal(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
     return source
 
 
-def _qcow2_ranges(path: Path, read: vmdk.Read, file_size: int
-                  ) -> Callable[[], Iterator[tuple[int, int]]]:
-    """The allocated ranges of a qcow2, from its own tables (see :mod:`vmimage.disk.qcow2`).
+def _open_qcow2(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
+                ) -> Qcow2Source | None:
+    """A qcow2 through vmimage's own reader (see :mod:`vmimage.disk.qcow2`).
 
-    The header is judged now, so a refused feature (an external data file) stops the open;
-    the tables are walked when a converter asks, and a bad one is one line then.
+    A header whose tables cannot be trusted stops here, as a truncated VHD does. One that is
+    sound but uses what vmimage does not read (a backing file, an external data file,
+    encryption, zstd, the corrupt bit) is described by ``inspect`` and refused when the data is
+    read, as a differencing VHD is; then no reader is made (None). The tables are walked when
+    a converter asks, and a bad one is one line then.
     """
+    reader = FdReader(fd)
     try:
-        qcow2.read_header(read, file_size)
-    except qcow2.Qcow2Error as exc:
-        raise InputError(path, f"cannot be read as qcow2: {exc}") from None
-
-    def ranges() -> Iterator[tuple[int, int]]:
+        header = qcow2.read_header(reader.read, info.file_size)
+        if header.size == 0:  # a valid header, but vmimage refuses an empty disk everywhere
+            raise qcow2.Qcow2Error("the virtual size is 0 bytes: the image describes an "
+                                   "empty disk")
+        info.virtual_size = header.size
         try:
-            yield from qcow2.allocated_ranges(read, file_size)
+            qcow2.check_readable(header, reader.read, info.file_size)
         except qcow2.Qcow2Error as exc:
-            raise InputError(path, f"corrupt qcow2: {exc}") from None
+            info.problems.append(str(exc))
+            refusals.append(_qcow2_refusal(path, exc))
+            return None
+        image = qcow2.Qcow2Image(reader.read, info.file_size, header)
+    except qcow2.Qcow2Error as exc:
+        raise _qcow2_refusal(path, exc, "cannot be read as qcow2: ") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read as qcow2: {os.strerror(exc.errno or 5)}"
+                         ) from None
+    return Qcow2Source(str(path), fd, reader, image)
 
-    return ranges
+
+def _qcow2_refusal(path: Path, exc: qcow2.Qcow2Error, prefix: str = "") -> InputError:
+    """The one line for a refused qcow2: a feature vmimage does not read is unsupported (the
+    message says so itself); anything else is a bad input."""
+    if isinstance(exc, qcow2.Qcow2UnsupportedError):
+        return UnsupportedError(path, str(exc))
+    return InputError(path, f"{prefix}{exc}")
 
 
 def _vhdx_ranges(read: vhdx.Read, file_size: int) -> Callable[[], Iterator[tuple[int, int]]]:

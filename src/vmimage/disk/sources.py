@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from vmimage.disk import vhd
+from vmimage.disk import qcow2, vhd
 from vmimage.disk.sparse import data_extents
 from vmimage.errors import InputError
 
@@ -232,11 +232,55 @@ class FileWindow:
         return self.size
 
 
+class Qcow2Source:
+    """A qcow2, read by vmimage's own reader (:mod:`vmimage.disk.qcow2`), which also walks
+    the L1/L2 tables for the clusters that hold data, so only those are read."""
+
+    def __init__(self, path: str, fd: int, reader: FdReader, image: qcow2.Qcow2Image) -> None:
+        self.path, self.fd, self.reader, self.image = path, fd, reader, image
+        self.size = image.size
+        self._own_reads = 0
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the image file (not the virtual bytes returned)."""
+        return self.reader.bytes_read + self._own_reads
+
+    @bytes_read.setter
+    def bytes_read(self, value: int) -> None:
+        self._own_reads = value - self.reader.bytes_read
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset``; a table or cluster the reader refuses, or a failing read of
+        the file, is one line naming the image and the virtual offset."""
+        try:
+            return self.image.read(offset, length)
+        except qcow2.Qcow2Error as exc:
+            raise InputError(self.path, f"read error at virtual offset {offset}: {exc}") from None
+        except OSError as exc:
+            raise InputError(self.path, f"read error at virtual offset {offset}: "
+                                        f"{os.strerror(exc.errno or 5)}") from None
+
+    def data_ranges(self) -> Iterator[tuple[int, int]]:
+        """The clusters the tables say may hold data (compressed ones included)."""
+        try:
+            yield from self.image.allocated_ranges()
+        except qcow2.Qcow2Error as exc:
+            raise InputError(self.path, f"corrupt qcow2: {exc}") from None
+        except OSError as exc:
+            raise InputError(self.path, f"read error in the qcow2 tables: "
+                                        f"{os.strerror(exc.errno or 5)}") from None
+
+    def close(self) -> None:
+        """Close the file descriptor."""
+        os.close(self.fd)
+
+
 class LibyalSource:
-    """qcow2, VMDK and VHDX through the libyal bindings (pyqcow, pyvmdk, pyvhdi).
+    """VMDK and VHDX through the libyal bindings (pyvmdk, pyvhdi).
 
     No binding says which blocks are allocated (rulings): where the opener can tell from the
-    format's own tables (qcow2's L1/L2, a sparse VMDK's grain tables, a VHDX's BAT) it passes
+    format's own tables (a sparse VMDK's grain tables, a VHDX's BAT) it passes
     ``ranges``, so only those are read; otherwise ``data_ranges`` is the whole disk and callers
     that care skip zero chunks themselves.
     """
