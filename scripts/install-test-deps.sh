@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs on a fresh Debian 12 machine (run as root, no prompts).
-# Idempotent: a second run installs nothing new.
+# Install everything the test suite needs (scripts/test.sh runs this first): scripts/install.sh
+# with vmimage's test extras (the same virtual environment, .venv or $VMIMAGE_VENV) plus the
+# test tools from the distribution, in one apt-get run, then Azurite (scripts/install-azurite.sh).
+# As root, or as a user with sudo; nothing prompts. A second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# qemu-utils: the oracle for the VHD layer (qemu-img, qemu-io); fdisk, e2fsprogs, xfsprogs,
+# btrfs-progs, dosfstools, mtools, lvm2, ntfs-3g: the disks the image tests build; zstd,
+# mmdebstrap, debootstrap, eatmydata: the Debian roots; rpm, db5.3-util: RPM databases;
+# openssh-server: the sshd the sshd_config tests ask; strace: the read-only proof;
+# chromium: the HTML report's browser test; packer: the Packer example's test.
 APT_PACKAGES=(qemu-utils fdisk e2fsprogs xfsprogs btrfs-progs zstd mmdebstrap debootstrap
               eatmydata lvm2 dosfstools mtools util-linux ntfs-3g rpm db5.3-util
-              openssh-server strace)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq -o DPkg::Lock::Timeout=120
-  apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends "${missing[@]}" >/dev/null
-fi
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+              openssh-server strace chromium packer)
+# Azurite runs on node: the distribution's nodejs and npm, unless a node is already there (a
+# nodesource nodejs brings its own npm and conflicts with the distribution's npm package).
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
+
+./scripts/install.sh --extras test --apt "${APT_PACKAGES[*]}"
 ./scripts/install-azurite.sh

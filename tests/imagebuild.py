@@ -568,16 +568,21 @@ def root_tarball() -> Path:
 
 def build_root_tarball(out: Path) -> dict[str, Any]:
     """Run mmdebstrap into ``out`` (a ``.tar.zst``); write ``out.json`` with what was used."""
-    main, security = mirrors()
-    sources = [f"deb {main} {SUITE} main"]
-    suites = [SUITE]
-    extra = [(f"{SUITE}-updates", main), (f"{SUITE}-security", security)]
-    for suite, uri in extra:
-        if uri and _suite_reachable(uri, suite):
-            sources.append(f"deb {uri} {suite} main")
-            suites.append(suite)
-        else:
-            _log(f"{suite} not reachable: left out")
+    if os.environ.get("VMIMAGE_MIRROR") or any(
+            s.startswith(SUITE) for _, host_suites in apt_sources() for s in host_suites):
+        main, security = mirrors()
+        sources = [f"deb {main} {SUITE} main"]
+        suites = [SUITE]
+        extra = [(f"{SUITE}-updates", main), (f"{SUITE}-security", security)]
+        for suite, uri in extra:
+            if uri and _suite_reachable(uri, suite):
+                sources.append(f"deb {uri} {suite} main")
+                suites.append(suite)
+            else:
+                _log(f"{suite} not reachable: left out")
+    else:  # not a Debian 12 host (Ubuntu): mmdebstrap's own default mirrors and keyring
+        sources = []
+        suites = [SUITE, f"{SUITE}-updates", f"{SUITE}-security"]
     tmpdir = cache_dir() / "tmp"
     tmpdir.mkdir(exist_ok=True)
     partial = out.with_name(f".{out.stem}.{os.getpid()}.tar.zst")  # mmdebstrap wants .tar.zst

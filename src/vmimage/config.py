@@ -50,11 +50,20 @@ def find_config(start: Path | None = None) -> Path | None:
     for directory in (here, *here.parents):
         for name in FILE_NAMES:
             candidate = directory / name
-            if candidate.is_file():
+            if _is_file(candidate):
                 return candidate
     xdg = os.environ.get("XDG_CONFIG_HOME")
     user = (Path(xdg) if xdg else Path("~/.config").expanduser()) / "vmimage" / "vmimage.toml"
-    return user if user.is_file() else None
+    return user if _is_file(user) else None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether a configuration file is there; a directory we may not enter (``nobody`` with
+    ``HOME=/root``) holds none we could use, so it is passed over, never a traceback."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def load_config(path: Path | None) -> Config:
