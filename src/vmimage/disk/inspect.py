@@ -17,9 +17,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vmimage.disk import qcow2, vhd, vhdx, vmdk
+from vmimage.disk import vhd
 from vmimage.disk.sources import (
     DiskSource,
     DynamicVhdSource,
@@ -33,6 +33,12 @@ from vmimage.disk.sparse import allocated_bytes
 from vmimage.errors import InputError, UnsupportedError
 from vmimage.inputs import open_input
 from vmimage.units import MiB
+
+if TYPE_CHECKING:
+    from vmimage.disk import qcow2, vhdx, vmdk
+
+# The qcow2, VHDX and VMDK readers are imported by the functions that open those formats:
+# ``vhd convert --in-place`` on a raw file must not pay for them at start-up (docs/cli.md).
 
 RAW, VHD_FIXED, VHD_DYNAMIC, VHD_DIFF = "raw", "vhd-fixed", "vhd-dynamic", "vhd-differencing"
 VHDX, QCOW2, VMDK = "vhdx", "qcow2", "vmdk"
@@ -342,6 +348,8 @@ def _vhdx_layout(fd: int, path: Path, size: int, decoded: _Decoded) -> None:
     A file cut short is refused outright, as a truncated VHD is; a log never replayed is
     described by ``inspect`` and refused when the data is read.
     """
+    from vmimage.disk import vhdx
+
     def read(offset: int, length: int) -> bytes:
         return _pread(fd, path, length, offset)
 
@@ -414,6 +422,8 @@ def _open_qcow2(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
     read, as a differencing VHD is; then no reader is made (None). The tables are walked when
     a converter asks, and a bad one is one line then.
     """
+    from vmimage.disk import qcow2
+
     reader = FdReader(fd)
     try:
         header = qcow2.read_header(reader.read, info.file_size)
@@ -439,6 +449,8 @@ def _open_qcow2(path: Path, fd: int, info: DiskInfo, refusals: list[InputError]
 def _qcow2_refusal(path: Path, exc: qcow2.Qcow2Error, prefix: str = "") -> InputError:
     """The one line for a refused qcow2: a feature vmimage does not read is unsupported (the
     message says so itself); anything else is a bad input."""
+    from vmimage.disk import qcow2
+
     if isinstance(exc, qcow2.Qcow2UnsupportedError):
         return UnsupportedError(path, str(exc))
     return InputError(path, f"{prefix}{exc}")
@@ -448,6 +460,8 @@ def _vhdx_ranges(read: vhdx.Read, file_size: int) -> Callable[[], Iterator[tuple
     """The payload blocks a VHDX's BAT places in the file (read as qemu-img reads them: any
     other state is zeros), so a small VHDX claiming terabytes is not zero-scanned. The layout
     was judged when the file was inspected."""
+    from vmimage.disk import vhdx
+
     def ranges() -> Iterator[tuple[int, int]]:
         layout = vhdx.read_layout(read, file_size)
         for block in vhdx.stored_blocks(read, layout):
@@ -464,6 +478,8 @@ def _check_vmdk_extents(path: Path, read: vmdk.Read, file_size: int
     Returns the allocated ranges of a monolithic sparse VMDK (one extent: the file itself),
     walked from its grain tables when a converter asks, or None (the zero scan).
     """
+    from vmimage.disk import vmdk
+
     try:
         extents = vmdk.check_extents(path, read, file_size)
     except vmdk.VmdkError as exc:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from vmimage.disk import qcow2, vhd
+from vmimage.disk import vhd
 from vmimage.disk.sparse import data_extents
 from vmimage.errors import InputError
+
+if TYPE_CHECKING:
+    from vmimage.disk import qcow2
 
 
 class DiskSource(Protocol):
@@ -253,9 +256,11 @@ class Qcow2Source:
     def read(self, offset: int, length: int) -> bytes:
         """Bytes at ``offset``; a table or cluster the reader refuses, or a failing read of
         the file, is one line naming the image and the virtual offset."""
+        from vmimage.disk.qcow2 import Qcow2Error
+
         try:
             return self.image.read(offset, length)
-        except qcow2.Qcow2Error as exc:
+        except Qcow2Error as exc:
             raise InputError(self.path, f"read error at virtual offset {offset}: {exc}") from None
         except OSError as exc:
             raise InputError(self.path, f"read error at virtual offset {offset}: "
@@ -263,9 +268,11 @@ class Qcow2Source:
 
     def data_ranges(self) -> Iterator[tuple[int, int]]:
         """The clusters the tables say may hold data (compressed ones included)."""
+        from vmimage.disk.qcow2 import Qcow2Error
+
         try:
             yield from self.image.allocated_ranges()
-        except qcow2.Qcow2Error as exc:
+        except Qcow2Error as exc:
             raise InputError(self.path, f"corrupt qcow2: {exc}") from None
         except OSError as exc:
             raise InputError(self.path, f"read error in the qcow2 tables: "

@@ -7,15 +7,19 @@ violation matters and the numbers it is measured against.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmimage.errors import InputError
-from vmimage.findings import Severity
 from vmimage.units import parse_size
+
+if TYPE_CHECKING:
+    from vmimage.findings import Severity
+
+# tomllib, importlib.resources and the findings model are imported where a profile is loaded:
+# the CLI imports this module for ROLES while it builds its parser, and ``vhd convert
+# --in-place`` must start in well under 0.15 s (docs/cli.md).
 
 PROFILE_NAMES = ("azure-2015", "azure-current")
 #: What a disk is for; each role has its own size bounds in every profile.
@@ -116,11 +120,20 @@ def load_profile(ref: str) -> Profile:
         raise InputError("--profile", f"unknown profile {ref!r} (choose "
                                       f"{', '.join(PROFILE_NAMES)}, or a .toml file that "
                                       "extends one)")
-    raw = tomllib.loads(resources.files(__package__).joinpath(f"{ref}.toml").read_text("utf-8"))
-    return _build(raw)
+    return _build(_bundled(ref))
+
+
+def _bundled(name: str) -> dict[str, Any]:
+    """A bundled profile's TOML, parsed."""
+    import tomllib
+    from importlib import resources
+
+    return tomllib.loads(resources.files(__package__).joinpath(f"{name}.toml").read_text("utf-8"))
 
 
 def _build(raw: dict[str, Any]) -> Profile:
+    from vmimage.findings import Severity
+
     return Profile(
         name=raw["name"],
         description=raw["description"],
@@ -133,6 +146,8 @@ def _build(raw: dict[str, Any]) -> Profile:
 
 
 def _load_custom(ref: str) -> Profile:
+    import tomllib
+
     from vmimage.inputs import read_bounded_text
 
     path = Path(ref)
@@ -148,8 +163,7 @@ def _load_custom(ref: str) -> Profile:
     if base not in PROFILE_NAMES:
         raise InputError(path, f"extends = {base!r}: a profile file must extend one of "
                                f"{', '.join(PROFILE_NAMES)}")
-    merged = tomllib.loads(resources.files(__package__).joinpath(f"{base}.toml")
-                           .read_text("utf-8"))
+    merged = _bundled(base)
     for table in _TABLES:
         extra = raw.get(table, {})
         if not isinstance(extra, dict):
