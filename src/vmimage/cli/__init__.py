@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from vmimage import __version__
-from vmimage.cli.parsing import Parser, UsageError
 from vmimage.errors import VmimageError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from vmimage.cli.parsing import Parser
 
 DESCRIPTION = """Prepare, check, generalize, upload and submit Azure Marketplace VM images.
 
@@ -26,6 +29,7 @@ docs/configuration.md. Exit codes: 0 passed, 1 a rule failed, 2 unusable input."
 def build_parser() -> Parser:
     """The whole command tree (every command module is thin: importing them all is cheap)."""
     from vmimage.cli import certify, check, checks, offer, sas, submit, upload, vhd
+    from vmimage.cli.parsing import Parser
 
     parser = Parser(prog="vmimage", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"vmimage {__version__}")
@@ -111,9 +115,15 @@ def _error_line(exc: BaseException | str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the command and map errors to exit codes."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args == ["--version"]:  # what scripts ask most often: no parser, no command modules
+        print(f"vmimage {__version__}")
+        sys.exit(0)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    from vmimage.cli.parsing import UsageError
+
     try:
-        rc = run(sys.argv[1:] if argv is None else argv)
+        rc = run(args)
     except VmimageError as exc:
         print(f"vmimage: {_error_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
