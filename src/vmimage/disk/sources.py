@@ -235,14 +235,12 @@ class FileWindow:
         return self.size
 
 
-class Qcow2Source:
-    """A qcow2, read by vmimage's own reader (:mod:`vmimage.disk.qcow2`), which also walks
-    the L1/L2 tables for the clusters that hold data, so only those are read."""
+class _CountsFileReads:
+    """``bytes_read`` for a source that reads its file through an :class:`FdReader`: what
+    the reader read, plus what a caller (the convert loop, copying ranges itself) adds."""
 
-    def __init__(self, path: str, fd: int, reader: FdReader, image: qcow2.Qcow2Image) -> None:
-        self.path, self.fd, self.reader, self.image = path, fd, reader, image
-        self.size = image.size
-        self._own_reads = 0
+    reader: FdReader
+    _own_reads: int = 0
 
     @property
     def bytes_read(self) -> int:
@@ -252,6 +250,16 @@ class Qcow2Source:
     @bytes_read.setter
     def bytes_read(self, value: int) -> None:
         self._own_reads = value - self.reader.bytes_read
+
+
+class Qcow2Source(_CountsFileReads):
+    """A qcow2, read by vmimage's own reader (:mod:`vmimage.disk.qcow2`), which also walks
+    the L1/L2 tables for the clusters that hold data, so only those are read."""
+
+    def __init__(self, path: str, fd: int, reader: FdReader, image: qcow2.Qcow2Image) -> None:
+        self.path, self.fd, self.reader, self.image = path, fd, reader, image
+        self.size = image.size
+        self._own_reads = 0
 
     def read(self, offset: int, length: int) -> bytes:
         """Bytes at ``offset``; a table or cluster the reader refuses, or a failing read of
@@ -283,7 +291,7 @@ class Qcow2Source:
         os.close(self.fd)
 
 
-class LibyalSource:
+class LibyalSource(_CountsFileReads):
     """VMDK and VHDX through the libyal bindings (pyvmdk, pyvhdi).
 
     No binding says which blocks are allocated (rulings): where the opener can tell from the
@@ -298,15 +306,6 @@ class LibyalSource:
         self.size = int(handle.get_media_size())
         self._own_reads = 0
         self._ranges = ranges
-
-    @property
-    def bytes_read(self) -> int:
-        """Bytes read from the image file (not the virtual bytes returned)."""
-        return self.reader.bytes_read + self._own_reads
-
-    @bytes_read.setter
-    def bytes_read(self, value: int) -> None:
-        self._own_reads = value - self.reader.bytes_read
 
     def read(self, offset: int, length: int) -> bytes:
         """Delegate to the binding; its errors (corrupt tables, short files) become InputError.

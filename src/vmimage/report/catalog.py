@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vmimage.profiles import Profile
-from vmimage.report.console import Adaptive
+from vmimage.report.console import Adaptive, field_view
 from vmimage.requirements import REQUIREMENTS, guide_requirements
 from vmimage.rules import RuleMeta, effective_severity
 
@@ -113,19 +113,7 @@ def check_detail(meta: CheckMeta, profiles: dict[str, Profile]) -> RenderableTyp
         ("rationale", str(info["rationale"])),
     ]
 
-    def table() -> Table:
-        out = Table(title=meta.id, show_header=False, title_justify="left")
-        out.add_column("field", style="bold")
-        out.add_column("value")
-        for field, value in rows:
-            out.add_row(field, escape(value))
-        return out
-
-    def lines() -> list[str]:
-        return [meta.id] + [line for field, value in rows
-                            for line in (f"{field}: " + value.replace("\n", "\n  ")).split("\n")]
-
-    return Adaptive(table, lines)
+    return field_view(meta.id, rows, escape)
 
 
 def coverage(metas: list[CheckMeta]) -> dict[str, list[str]]:

@@ -109,20 +109,27 @@ def render_disk_info(info: DiskInfo) -> RenderableType:
     """``vmimage vhd inspect``'s table (plain ``field: value`` lines when not a terminal)."""
     # Every value may come from the image (the footer's creator fields are anyone's bytes):
     # shown escaped, and never read as rich markup.
-    rows = _disk_rows(info)
+    return field_view(printable(info.path), _disk_rows(info), _safe, indent="  ")
+
+
+def field_view(title: str, rows: list[tuple[str, str]], escape_value: Callable[[str], str],
+               indent: str = "") -> Adaptive:
+    """A titled two-column ``field | value`` table at a terminal, ``field: value`` lines
+    elsewhere (a multi-line value indented under its field); ``escape_value`` makes a value
+    safe for rich (markup inert, control characters shown)."""
 
     def table() -> Table:
-        out = Table(title=_safe(info.path), show_header=False, title_justify="left")
+        out = Table(title=escape(title), show_header=False, title_justify="left")
         out.add_column("field", style="bold")
         out.add_column("value")
         for field, value in rows:
-            out.add_row(field, _safe(value))
+            out.add_row(field, escape_value(value))
         return out
 
     def lines() -> list[str]:
-        return [printable(info.path)] + [
-            line for field, value in rows
-            for line in f"  {field}: {_indent(printable(value), '    ')}".split("\n")]
+        return [title] + [line for field, value in rows
+                          for line in f"{indent}{field}: {_indent(printable(value), indent + '  ')}"
+                          .split("\n")]
 
     return Adaptive(table, lines)
 
