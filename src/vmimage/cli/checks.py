@@ -34,11 +34,13 @@ def list_checks(args: argparse.Namespace) -> int:
 def show(args: argparse.Namespace) -> int:
     """Everything about one rule, starting with the file and line that define it."""
     from vmimage.app.catalog import find_rule, profiles
+    from vmimage.app.generalize import fixed_by
     from vmimage.report.catalog import check_detail, check_dict
 
     outputs = plan_outputs(args.fmt, args.outputs, DATA_FORMATS)
     meta = find_rule(args.check_id)
     known = profiles()
-    emit_data(lambda: to_text(check_detail(meta, known)),
-              lambda: check_dict(meta, detail=True, profiles=known), outputs)
+    fixes = fixed_by(meta.id)
+    emit_data(lambda: to_text(check_detail(meta, known, fixes)),
+              lambda: check_dict(meta, detail=True, profiles=known, fixed_by=fixes), outputs)
     return 0

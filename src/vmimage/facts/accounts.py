@@ -26,6 +26,12 @@ SUDOERS = "/etc/sudoers"
 NON_LOGIN_SHELLS = frozenset({"nologin", "false", "sync", "shutdown", "halt"})
 _MAX_INCLUDE_DEPTH = 128  # sudo's own limit
 
+#: Shell and REPL history files in a home directory: what LINUX-SHELL-HISTORY-EMPTY judges and
+#: what ``vmimage generalize`` deletes (one list, so the two never disagree).
+HISTORY_NAMES = (".bash_history", ".sh_history", ".zsh_history", ".ksh_history",
+                 ".history", ".csh_history", ".tcsh_history", ".ash_history",
+                 ".mysql_history", ".python_history", ".lesshst")
+
 
 @dataclass(frozen=True, slots=True)
 class User:

@@ -50,6 +50,11 @@ if TYPE_CHECKING:  # PyYAML loads only when a YAML file is read
 
 INTERFACES = "/etc/network/interfaces"
 UDEV_RULE_DIRS = ("/etc/udev/rules.d", "/lib/udev/rules.d")
+#: Where DHCP clients keep leases: LINUX-DHCP-LEASES-REMOVED judges them and ``vmimage
+#: generalize`` deletes them.
+DHCP_LEASE_GLOBS = ("/var/lib/dhcp/*.lease*", "/var/lib/dhclient/*", "/var/lib/dhcpcd/*",
+                    "/var/lib/NetworkManager/*.lease", "/var/lib/systemd/netif/leases/*",
+                    "/var/lib/wicked/lease-*", "/var/db/dhclient.leases.*")
 UDEV_PERSISTENT_NET = ("70-persistent-net.rules", "75-persistent-net-generator.rules")
 _MAX_DEPTH = 16
 _RUN_PARTS_NAME = re.compile(r"[A-Za-z0-9_-]+")

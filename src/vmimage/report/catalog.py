@@ -44,8 +44,10 @@ def profile_severities(meta: CheckMeta, profiles: dict[str, Profile]) -> dict[st
 
 
 def check_dict(meta: CheckMeta, *, detail: bool = False,
-               profiles: dict[str, Profile] | None = None) -> dict[str, object]:
-    """Plain data about one check; ``detail`` adds source file, profiles and rationale."""
+               profiles: dict[str, Profile] | None = None,
+               fixed_by: list[str] | None = None) -> dict[str, object]:
+    """Plain data about one check; ``detail`` adds source file, profiles, rationale and the
+    ``vmimage generalize`` operations that fix it."""
     data: dict[str, object] = {
         "id": meta.id,
         "title": meta.title,
@@ -67,6 +69,7 @@ def check_dict(meta: CheckMeta, *, detail: bool = False,
         data["profiles"] = profile_severities(meta, profiles or {})
         data["requirements"] = {c: REQUIREMENTS[c].text if c in REQUIREMENTS else None
                                 for c in meta.covers}
+        data["fixed_by"] = list(fixed_by or [])
     return data
 
 
@@ -92,7 +95,8 @@ def checks_table(metas: list[CheckMeta]) -> RenderableType:
     return Adaptive(table, lines)
 
 
-def check_detail(meta: CheckMeta, profiles: dict[str, Profile]) -> RenderableType:
+def check_detail(meta: CheckMeta, profiles: dict[str, Profile],
+                 fixed_by: list[str] | None = None) -> RenderableType:
     """``vmimage checks show ID``: everything about one rule, its source file first; at a
     terminal a table, elsewhere ``field: value`` lines."""
     info = check_dict(meta, detail=True, profiles=profiles)
@@ -110,6 +114,8 @@ def check_detail(meta: CheckMeta, profiles: dict[str, Profile]) -> RenderableTyp
         ("roles", ", ".join(sorted(meta.roles)) or "(not a disk rule)"),
         ("needs", ", ".join(sorted(meta.needs)) or "nothing"),
         ("remediation", meta.remediation),
+        ("fixed by", ", ".join(f"vmimage generalize --operations {n}" for n in fixed_by or [])
+         or "no generalize operation"),
         ("rationale", str(info["rationale"])),
     ]
 

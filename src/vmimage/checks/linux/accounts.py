@@ -6,16 +6,14 @@ import posixpath
 from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
-from vmimage.facts.accounts import User
+from vmimage.facts.accounts import HISTORY_NAMES, User
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
 from vmimage.rules import rule
 from vmimage.targets.base import UnreadableError
 
 #: The stub cloud images put in root's authorized_keys to refuse root logins (LISA allows it).
 _ROOT_REFUSAL_STUB = "Please login as the user"
-HISTORY_NAMES = (".bash_history", ".sh_history", ".zsh_history", ".ksh_history",
-                 ".history", ".csh_history", ".tcsh_history", ".ash_history",
-                 ".mysql_history", ".python_history", ".lesshst")
+
 
 
 def _root(ctx: CheckContext) -> User | None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import lines_of
 from vmimage.facts.network import (
+    DHCP_LEASE_GLOBS,
     PRIMARY_NIC,
     STACK_ORDER,
     NetworkStack,
@@ -193,9 +194,7 @@ def dhcp_leases_removed(ctx: CheckContext) -> Outcome:
     """A stale lease makes the first boot ask for the builder's address."""
     assert ctx.target is not None
     leases = []
-    for pattern in ("/var/lib/dhcp/*.lease*", "/var/lib/dhclient/*", "/var/lib/dhcpcd/*",
-                    "/var/lib/NetworkManager/*.lease", "/var/lib/systemd/netif/leases/*",
-                    "/var/lib/wicked/lease-*", "/var/db/dhclient.leases.*"):
+    for pattern in DHCP_LEASE_GLOBS:
         leases += [p for p in ctx.target.glob(pattern) if ctx.target.stat(p).size > 0]
     if leases:
         return violated(f"{len(leases)} lease file(s) left", Evidence(path=leases[0],

@@ -1,0 +1,138 @@
+"""The operations: waagent's deprovision and the leftovers it misses (research §4.1).
+
+Each plans from what it finds and names the checks it makes pass, so ``vmimage check`` proves
+the result. Configuration fixes (waagent.conf, sshd, the kernel command line, fstab) and
+deleting the build user are the next operations to come (issue 10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from vmimage.facts.accounts import HISTORY_NAMES
+from vmimage.facts.network import DHCP_LEASE_GLOBS, UDEV_PERSISTENT_NET
+from vmimage.generalize.plan import Action, operation
+from vmimage.generalize.rootfs import WritableRoot
+
+LOCKED_ROOT = "root:*LOCK*:14600::::::"  # the line waagent writes (research §4.1, action 5)
+
+
+def _remove(root: WritableRoot, op: str, paths: list[str], reason: str) -> Iterator[Action]:
+    for path in paths:
+        if root.entry(path) is not None:
+            yield Action(op, "remove", path, reason)
+
+
+def _homes(root: WritableRoot) -> list[str]:
+    return ["/root", *root.glob("/home/*")]
+
+
+@operation("shell-history", "Remove every user's shell and REPL history",
+           fixes=("LINUX-SHELL-HISTORY-EMPTY",), waagent="only /root/.bash_history")
+def shell_history(root: WritableRoot) -> Iterator[Action]:
+    """Histories of root and of every home directory (waagent removes root's bash history
+    only; LISA fails any non-empty history)."""
+    for home in _homes(root):
+        yield from _remove(root, "shell-history", [f"{home}/{n}" for n in HISTORY_NAMES],
+                           "a build session's history")
+        yield from _remove(root, "shell-history", [f"{home}/.local/share/fish/fish_history"],
+                           "a build session's history")
+
+
+@operation("ssh-hostkeys", "Remove the SSH host keys (each VM makes its own)",
+           fixes=("LINUX-SSH-HOSTKEYS-ABSENT",), waagent="rm /etc/ssh/ssh_host_*key*")
+def ssh_hostkeys(root: WritableRoot) -> Iterator[Action]:
+    """Every VM from the image would share the builder's host keys."""
+    yield from _remove(root, "ssh-hostkeys", root.glob("/etc/ssh/ssh_host_*key*"),
+                       "host keys shared by every VM made from the image")
+
+
+@operation("dhcp-client-state", "Remove DHCP leases", fixes=("LINUX-DHCP-LEASES-REMOVED",),
+           waagent="rm -rf /var/lib/dhclient /var/lib/dhcpcd /var/lib/dhcp, leases")
+def dhcp_client_state(root: WritableRoot) -> Iterator[Action]:
+    """A stale lease makes the first boot ask for the builder's address."""
+    for pattern in DHCP_LEASE_GLOBS:
+        yield from _remove(root, "dhcp-client-state", root.glob(pattern), "a cached lease")
+
+
+@operation("hostname", "Reset the hostname to localhost.localdomain",
+           fixes=("LINUX-HOSTNAME-RESET",), waagent="writes localhost.localdomain")
+def hostname(root: WritableRoot) -> Iterator[Action]:
+    """The agent sets the VM's name at provisioning; the builder's must not stay."""
+    entry = root.entry("/etc/hostname")
+    if entry is None:
+        return
+    if entry.kind == "link":  # never followed: replaced by a file of our own
+        yield Action("hostname", "write", "/etc/hostname", "a symbolic link",
+                     "localhost.localdomain\n")
+        return
+    current = root.read_text("/etc/hostname")
+    if current is not None and current.strip() != "localhost.localdomain":
+        yield Action("hostname", "write", "/etc/hostname", f"was {current.strip()!r}",
+                     "localhost.localdomain\n")
+
+
+@operation("root-password", "Lock root's password", fixes=("LINUX-ROOT-PASSWORD-LOCKED",),
+           waagent="root:*LOCK*:14600:::::: in /etc/shadow (DeleteRootPassword=y)")
+def root_password(root: WritableRoot) -> Iterator[Action]:
+    """A root password set while building would be the same on every VM."""
+    shadow = root.read_text("/etc/shadow")
+    if shadow is None:
+        return
+    lines = shadow.splitlines()
+    for i, line in enumerate(lines):
+        fields = line.split(":")
+        if fields[0] == "root" and len(fields) > 1 and not fields[1].startswith(("*", "!")):
+            lines[i] = LOCKED_ROOT
+            yield Action("root-password", "write", "/etc/shadow", "root has a password",
+                         "\n".join(lines) + "\n")
+            return
+
+
+@operation("resolv-conf", "Remove /etc/resolv.conf (DHCP writes it at boot)",
+           fixes=("LINUX-RESOLV-CONF-REMOVED",), waagent="rm /etc/resolv.conf")
+def resolv_conf(root: WritableRoot) -> Iterator[Action]:
+    """The builder's name servers must not reach the customer's network."""
+    entry = root.entry("/etc/resolv.conf")
+    if entry is not None and entry.kind != "link":  # a link to systemd-resolved is kept
+        yield Action("resolv-conf", "remove", "/etc/resolv.conf", "the builder's name servers")
+
+
+@operation("machine-id", "Empty /etc/machine-id (systemd makes a new one at first boot)",
+           fixes=("LINUX-MACHINE-ID-EMPTY",))
+def machine_id(root: WritableRoot) -> Iterator[Action]:
+    """Every VM would share one machine ID (journal, DHCP client ID)."""
+    text = root.read_text("/etc/machine-id")
+    if text:
+        yield Action("machine-id", "write", "/etc/machine-id", "the builder's machine ID", "")
+    dbus = root.entry("/var/lib/dbus/machine-id")
+    if dbus is not None and dbus.kind == "file":  # Debian links it to /etc/machine-id
+        yield Action("machine-id", "remove", "/var/lib/dbus/machine-id",
+                     "a copy of the machine ID")
+
+
+@operation("cloud-init-state", "Remove cloud-init's instance state",
+           fixes=("LINUX-CLOUD-INIT-CLEAN",))
+def cloud_init_state(root: WritableRoot) -> Iterator[Action]:
+    """cloud-init would believe the first boot in Azure is not a first boot."""
+    yield from _remove(root, "cloud-init-state",
+                       [*root.glob("/var/lib/cloud/instances/*"), "/var/lib/cloud/instance"],
+                       "the build VM's instance state")
+
+
+@operation("udev-persistent-net", "Remove udev's persistent network rules",
+           fixes=("LINUX-UDEV-PERSISTENT-NET",))
+def udev_persistent_net(root: WritableRoot) -> Iterator[Action]:
+    """A rule bound to the builder's MAC renames the NIC and leaves the VM offline."""
+    yield from _remove(root, "udev-persistent-net",
+                       [f"/etc/udev/rules.d/{n}" for n in UDEV_PERSISTENT_NET],
+                       "names a NIC by the builder's MAC address")
+
+
+@operation("waagent-state", "Remove the agent's state and logs",
+           waagent="rm -rf /var/lib/waagent /var/log/azure; rm /var/log/waagent.log")
+def waagent_state(root: WritableRoot) -> Iterator[Action]:
+    """Goal state, certificates and ovf-env.xml of the build VM."""
+    yield from _remove(root, "waagent-state",
+                       ["/var/lib/waagent", "/var/log/azure", "/var/log/waagent.log"],
+                       "the build VM's agent state")
