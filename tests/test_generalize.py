@@ -180,3 +180,32 @@ def test_list_operations() -> None:
     assert shown["fixed_by"] == ["ssh-hostkeys"]
     bad = vmimage("generalize", "/tmp", "--operations", "bogus")
     assert bad.returncode == 2 and "unknown operation(s) bogus" in bad.stderr
+
+
+def test_killed_mid_way_a_rerun_completes(tree: Path) -> None:
+    """SIGKILL at some point of applying (many files to remove), then a rerun: everything
+    done, no temporary file left, and the files written are whole."""
+    for i in range(400):
+        home = tree / f"home/user{i}"
+        home.mkdir(parents=True, exist_ok=True)
+        for name in (".bash_history", ".zsh_history", ".python_history"):
+            (home / name).write_text("x" * 100)
+    proc = subprocess.Popen([sys.executable, "-m", "vmimage", "generalize", str(tree), "--yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, env={**os.environ, "VMIMAGE_CONFIG": ""})
+    deadline = 30.0
+    import time
+
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:  # kill once the first history is gone
+        if not (tree / "home/user0/.bash_history").exists() or proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    again = vmimage("generalize", tree, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not list(tree.glob("home/*/.*_history"))
+    assert (tree / "etc/hostname").read_text() == "localhost.localdomain\n"
+    assert not list(tree.rglob(".*.vmimage-tmp"))
+    assert vmimage("generalize", tree, "--yes").stdout.startswith("nothing to do")
