@@ -18,7 +18,9 @@ from tests import imagebuild as ib
 
 pytestmark = pytest.mark.slow
 
-FIXED = ["LINUX-CLOUD-INIT-CLEAN", "LINUX-DHCP-LEASES-REMOVED", "LINUX-HOSTNAME-RESET",
+FIXED = ["LINUX-AGENT-AUTOUPDATE", "LINUX-AGENT-DELETE-ROOT-PASSWORD",
+         "LINUX-AGENT-REGENERATE-HOSTKEYS", "LINUX-CLOUD-INIT-CLEAN", "LINUX-DHCP-LEASES-REMOVED",
+         "LINUX-HOSTNAME-RESET",
          "LINUX-MACHINE-ID-EMPTY", "LINUX-RESOLV-CONF-REMOVED", "LINUX-ROOT-PASSWORD-LOCKED",
          "LINUX-SHELL-HISTORY-EMPTY", "LINUX-SSH-HOSTKEYS-ABSENT", "LINUX-UDEV-PERSISTENT-NET"]
 
@@ -56,6 +58,11 @@ def dirty(root: Path) -> None:
     put(root, "/var/lib/cloud/instances/iid-build/obj.pkl", "state")
     put(root, "/etc/udev/rules.d/70-persistent-net.rules", 'SUBSYSTEM=="net", NAME="eth0"\n')
     put(root, "/var/lib/waagent/ovf-env.xml", "<Environment/>")
+    conf = (root / "etc/waagent.conf").read_text()
+    for key in ("Provisioning.RegenerateSshHostKeyPair", "Provisioning.DeleteRootPassword"):
+        conf = "\n".join(f"{key}=n" if ln.startswith(f"{key}=") else ln
+                         for ln in conf.split("\n"))
+    put(root, "/etc/waagent.conf", conf + "# kept comment\nAutoUpdate.Enabled=n\n")
 
 
 def tree_hash(root: Path) -> str:
@@ -99,7 +106,8 @@ def test_plan_apply_prove_and_idempotent(tree: Path) -> None:
     planned = json.loads(dry.stdout)
     assert {a["operation"] for a in planned["plan"]} >= {
         "shell-history", "ssh-hostkeys", "dhcp-client-state", "hostname", "root-password",
-        "resolv-conf", "machine-id", "cloud-init-state", "udev-persistent-net", "waagent-state"}
+        "resolv-conf", "machine-id", "cloud-init-state", "udev-persistent-net", "waagent-state",
+        "waagent-conf"}
     assert tree_hash(tree) == before  # a dry run changes no byte, mode or timestamp
     refused = vmimage("generalize", tree)  # no terminal to confirm on, no --yes
     assert refused.returncode == 2 and "--yes" in refused.stderr
@@ -115,6 +123,7 @@ def test_plan_apply_prove_and_idempotent(tree: Path) -> None:
     assert not (tree / "home/builder/.zsh_history").exists()
     assert not (tree / "var/lib/waagent").exists()
     assert not list((tree / "etc").glob(".*.vmimage-tmp"))
+    assert "# kept comment" in (tree / "etc/waagent.conf").read_text()
 
     after = tree_hash(tree)
     again = vmimage("generalize", tree, "--yes")

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 from vmimage.facts.accounts import HISTORY_NAMES
 from vmimage.facts.network import DHCP_LEASE_GLOBS, UDEV_PERSISTENT_NET
+from vmimage.facts.waagent import PATH as WAAGENT_CONF
+from vmimage.facts.waagent import parse_waagent_conf
 from vmimage.generalize.plan import Action, operation
 from vmimage.generalize.rootfs import WritableRoot
 
@@ -136,3 +138,36 @@ def waagent_state(root: WritableRoot) -> Iterator[Action]:
     yield from _remove(root, "waagent-state",
                        ["/var/lib/waagent", "/var/log/azure", "/var/log/waagent.log"],
                        "the build VM's agent state")
+
+
+#: waagent.conf switches the checks require on, set to ``y`` where they are off.
+AGENT_SWITCHES = ("Provisioning.RegenerateSshHostKeyPair", "Provisioning.DeleteRootPassword",
+                  "AutoUpdate.Enabled")
+
+
+@operation("waagent-conf", "Turn on the agent's provisioning switches the checks require",
+           fixes=("LINUX-AGENT-REGENERATE-HOSTKEYS", "LINUX-AGENT-DELETE-ROOT-PASSWORD",
+                  "LINUX-AGENT-AUTOUPDATE"))
+def waagent_conf(root: WritableRoot) -> Iterator[Action]:
+    """Set each switch where it is, or append it: the rest of the file, comments included,
+    stays as the publisher wrote it."""
+    text = root.read_text(WAAGENT_CONF)
+    if text is None:
+        return
+    conf = parse_waagent_conf(text, WAAGENT_CONF)
+    lines = text.split("\n")
+    changed = []
+    for key in AGENT_SWITCHES:
+        if conf.flag(key):
+            continue
+        setting = conf.get(key)
+        if setting is not None:
+            lines[setting.line - 1] = f"{key}=y"
+        else:
+            if lines and lines[-1] == "":
+                lines.pop()
+            lines += [f"{key}=y", ""]
+        changed.append(key)
+    if changed:
+        yield Action("waagent-conf", "write", WAAGENT_CONF, f"{', '.join(changed)} off",
+                     "\n".join(lines))
