@@ -115,13 +115,9 @@ class WritableRoot:
     def entry(self, path: str) -> Entry | None:
         """What is at ``path`` (a link is reported as a link, not followed); None if nothing."""
         with self.parent(path) as where:
-            if where is None:
-                return None
-            fd, name = where
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return None
+            st = _lstat_at(where)
+        if st is None:
+            return None
         kind = ("link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode)
                 else "file" if stat.S_ISREG(st.st_mode) else "other")
         return Entry(kind, st.st_size, stat.S_IMODE(st.st_mode))
@@ -180,13 +176,10 @@ class WritableRoot:
         """Delete what is at ``path``: a file or a link (the link itself), or a directory and
         everything under it, never leaving the root. True when something was removed."""
         with self.parent(path) as where:
-            if where is None:
+            st = _lstat_at(where)
+            if where is None or st is None:
                 return False
             fd, name = where
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return False
             if stat.S_ISDIR(st.st_mode):
                 _rmtree_at(fd, name)
             else:
@@ -224,6 +217,17 @@ class WritableRoot:
             finally:
                 os.close(out)
             os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+
+
+def _lstat_at(where: tuple[int, str] | None) -> os.stat_result | None:
+    """The entry ``name`` in directory ``fd`` itself (a link not followed); None if absent."""
+    if where is None:
+        return None
+    fd, name = where
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
 
 
 def _rmtree_at(parent: int, name: str) -> None:
