@@ -6,11 +6,7 @@ import argparse
 
 from vmimage.cli.common import (
     add_report_options,
-    emit,
-    plan_outputs,
-    resolve_fail_on,
-    resolve_profile,
-    resolve_waivers,
+    run_report,
 )
 from vmimage.cli.parsing import Parser, command
 from vmimage.profiles import ROLES
@@ -36,12 +32,6 @@ def run(args: argparse.Namespace) -> int:
     TARGET cannot be used or holds no operating system for an OS role.
     """
     from vmimage.app.check import check_target
-    from vmimage.app.results import exit_code, waive
 
-    outputs = plan_outputs(args.fmt, args.outputs)
-    failing = resolve_fail_on(args.fail_on)
-    waiver_file = resolve_waivers(args.waivers)
-    report = check_target(args.target, resolve_profile(args.profile), args.role, args.only)
-    report = waive(report, waiver_file)
-    emit(report, outputs, only_failed=args.only_failed)
-    return exit_code(report.findings, failing)
+    return run_report(args, lambda profile: check_target(args.target, profile, args.role,
+                                                         args.only))

@@ -226,3 +226,17 @@ def to_text(renderable: object) -> str:
     Console(file=buffer, force_terminal=tty, color_system="standard" if tty else None,
             width=None if tty else 100, highlight=False, soft_wrap=not tty).print(renderable)
     return buffer.getvalue()
+
+
+def run_report(args: argparse.Namespace, build: Callable[[str], Report]) -> int:
+    """What every command with findings does once its input is read: check the output names,
+    resolve fail-on, waivers and profile, build the report with that profile, apply the
+    waivers, write it, and return the exit code ``--fail-on`` gives."""
+    from vmimage.app.results import exit_code, waive
+
+    outputs = plan_outputs(args.fmt, args.outputs)
+    failing = resolve_fail_on(args.fail_on)
+    waiver_file = resolve_waivers(args.waivers)
+    report = waive(build(resolve_profile(args.profile)), waiver_file)
+    emit(report, outputs, only_failed=args.only_failed)
+    return exit_code(report.findings, failing)

@@ -10,12 +10,10 @@ from vmimage.cli.common import (
     add_format,
     add_profile,
     add_report_options,
-    emit,
     emit_data,
     plan_outputs,
-    resolve_fail_on,
     resolve_profile,
-    resolve_waivers,
+    run_report,
 )
 from vmimage.cli.parsing import Parser, command, group
 
@@ -44,16 +42,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 def validate(args: argparse.Namespace) -> int:
     """Check every OFR-* and PUB-* rule; exit 1 when one fails, 2 when a file is unreadable."""
     from vmimage.app.offer import validate_report
-    from vmimage.app.results import exit_code, waive
 
-    outputs = plan_outputs(args.fmt, args.outputs)
-    failing = resolve_fail_on(args.fail_on)
-    waiver_file = resolve_waivers(args.waivers)
-    report = validate_report(args.manifest, resolve_profile(args.profile), args.previous,
-                             open_disks=not args.no_disks)
-    report = waive(report, waiver_file)
-    emit(report, outputs, only_failed=args.only_failed)
-    return exit_code(report.findings, failing)
+    return run_report(args, lambda profile: validate_report(
+        args.manifest, profile, args.previous, open_disks=not args.no_disks))
 
 
 def urls(args: argparse.Namespace) -> int:

@@ -9,11 +9,9 @@ from pathlib import Path
 from vmimage.cli.common import (
     add_profile,
     add_report_options,
-    emit,
     plan_outputs,
-    resolve_fail_on,
     resolve_profile,
-    resolve_waivers,
+    run_report,
 )
 from vmimage.cli.options import URL_ARG_HELP
 from vmimage.cli.parsing import Parser, command, group
@@ -82,17 +80,12 @@ def verify(args: argparse.Namespace) -> int:
     Each rule is a finding with its requirement IDs (SAS-PERM, SAS-START, SAS-DURATION,
     SAS-BLOB, SAS-SCHEME, SAS-WORKS; SAS-EACH across several URIs).
     """
-    from vmimage.app.results import exit_code, waive
     from vmimage.app.sas import verify_report
 
-    outputs = plan_outputs(args.fmt, args.outputs)
-    failing = resolve_fail_on(args.fail_on)
-    waiver_file = resolve_waivers(args.waivers)
+    plan_outputs(args.fmt, args.outputs)  # a bad output name is refused before the URIs
     texts = _collect(args.uris)
-    report = waive(verify_report(texts, resolve_profile(args.profile), online=not args.offline),
-                   waiver_file)
-    emit(report, outputs, only_failed=args.only_failed)
-    return exit_code(report.findings, failing)
+    return run_report(args, lambda profile: verify_report(texts, profile,
+                                                          online=not args.offline))
 
 
 def _collect(args: list[str]) -> list[str]:

@@ -9,12 +9,9 @@ from vmimage.cli.common import (
     DATA_FORMATS,
     add_format,
     add_report_options,
-    emit,
     emit_data,
     plan_outputs,
-    resolve_fail_on,
-    resolve_profile,
-    resolve_waivers,
+    run_report,
     to_text,
 )
 from vmimage.cli.options import size_option
@@ -117,15 +114,8 @@ def resize(args: argparse.Namespace) -> int:
 def validate(args: argparse.Namespace) -> int:
     """Check a disk against the format and size rules of a role; exit 1 when one fails."""
     from vmimage.app.disk import validate_report
-    from vmimage.app.results import exit_code, waive
 
-    outputs = plan_outputs(args.fmt, args.outputs)
-    failing = resolve_fail_on(args.fail_on)
-    waiver_file = resolve_waivers(args.waivers)
-    report = waive(validate_report(args.file, args.role, resolve_profile(args.profile)),
-                   waiver_file)
-    emit(report, outputs, only_failed=args.only_failed)
-    return exit_code(report.findings, failing)
+    return run_report(args, lambda profile: validate_report(args.file, args.role, profile))
 
 
 def _say(text: str) -> None:
