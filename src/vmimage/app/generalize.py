@@ -13,12 +13,12 @@ from pathlib import Path
 
 from vmimage.errors import InputError
 from vmimage.generalize import ops as _ops  # noqa: F401 - registers the operations
-from vmimage.generalize.plan import OPERATIONS, Action, Operation, Plan, apply, make_plan
+from vmimage.generalize.plan import OPERATIONS, Action, Operation, Options, Plan, apply, make_plan
 from vmimage.generalize.rootfs import WritableRoot
 from vmimage.report.model import Report
 
-__all__ = ["OPERATIONS", "Generalized", "Operation", "Plan", "choose", "fixed_by", "plan_for",
-           "run"]
+__all__ = ["OPERATIONS", "Generalized", "Operation", "Options", "Plan", "choose", "fixed_by",
+           "plan_for", "run"]
 
 
 def choose(only: Iterable[str] = (), enable: Iterable[str] = (),
@@ -66,10 +66,10 @@ def _open(target: str) -> WritableRoot:
     return root
 
 
-def plan_for(target: str, chosen: list[Operation]) -> Plan:
+def plan_for(target: str, chosen: list[Operation], options: Options = Options()) -> Plan:
     """What the operations would do to ``target``; nothing is changed."""
     with _open(target) as root:
-        return make_plan(root, chosen)
+        return make_plan(root, chosen, options)
 
 
 @dataclass
@@ -81,12 +81,13 @@ class Generalized:
     report: Report | None
 
 
-def run(target: str, chosen: list[Operation], profile: str) -> Generalized:
+def run(target: str, chosen: list[Operation], profile: str, options: Options = Options()
+        ) -> Generalized:
     """Plan, apply, then run the checks the operations claim on the result."""
     from vmimage.app.check import check_target
 
     with _open(target) as root:
-        plan = make_plan(root, chosen)
+        plan = make_plan(root, chosen, options)
         done = apply(root, plan)
     report = check_target(target, profile, "os-linux", plan.fixes) if plan.fixes else None
     return Generalized(plan, done, report)

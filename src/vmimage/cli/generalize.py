@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--operations", metavar="A,B", help="run only these operations")
     p.add_argument("--enable", metavar="A,B", help="also run these (off by default)")
     p.add_argument("--disable", metavar="A,B", help="skip these")
+    p.add_argument("--user", metavar="NAME",
+                   help="also delete this build user and its home (waagent's +user)")
     p.add_argument("--list-operations", action="store_true",
                    help="list every operation: name, on by default (*), heading, checks fixed")
     p.add_argument("--format", "-f", dest="fmt", choices=DATA_FORMATS,
@@ -55,19 +57,21 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("generalize", "missing TARGET (or --list-operations)")
     chosen = gen.choose(_names(args.operations), _names(args.enable), _names(args.disable))
     profile = resolve_profile(args.profile)
-    plan = gen.plan_for(args.target, chosen)
+    options = gen.Options(user=args.user)
+    plan = gen.plan_for(args.target, chosen, options)
     if args.dry_run or not plan.actions:
         _show(plan, args.fmt, applied=False)
         return 0
     if not args.yes:
         _show(plan, "text", applied=False, stream=sys.stderr)
         _confirm(args.target)
-    result = gen.run(args.target, chosen, profile)
+    result = gen.run(args.target, chosen, profile, options)
     if args.fmt == "json":
         import json
 
         print(json.dumps({"plan": [a.to_dict() for a in result.plan.actions],
                           "done": [a.to_dict() for a in result.done],
+                          "warnings": [w.__dict__ for w in result.plan.warnings],
                           "checks": None if result.report is None else
                           [f.to_dict() for f in result.report.findings],
                           "verdict": None if result.report is None else result.report.verdict},
@@ -98,9 +102,12 @@ def _show(plan: Plan, fmt: str | None, applied: bool, stream: TextIO | None = No
         import json
 
         print(json.dumps({"plan": [a.to_dict() for a in plan.actions],
+                          "warnings": [w.__dict__ for w in plan.warnings],
                           "checks": plan.fixes}, indent=2), file=out)
         return
     verb = "done" if applied else "planned"
+    for note in plan.warnings:
+        print(printable(f"warning: {note.operation}: {note.text}"), file=out)
     if not plan.actions:
         print("nothing to do: every chosen operation finds the target generalized",
               file=out)

@@ -13,7 +13,7 @@ from vmimage.facts.accounts import HISTORY_NAMES
 from vmimage.facts.network import DHCP_LEASE_GLOBS, UDEV_PERSISTENT_NET
 from vmimage.facts.waagent import PATH as WAAGENT_CONF
 from vmimage.facts.waagent import parse_waagent_conf
-from vmimage.generalize.plan import Action, operation
+from vmimage.generalize.plan import Action, Options, operation
 from vmimage.generalize.rootfs import WritableRoot
 
 LOCKED_ROOT = "root:*LOCK*:14600::::::"  # the line waagent writes (research §4.1, action 5)
@@ -31,7 +31,7 @@ def _homes(root: WritableRoot) -> list[str]:
 
 @operation("shell-history", "Remove every user's shell and REPL history",
            fixes=("LINUX-SHELL-HISTORY-EMPTY",), waagent="only /root/.bash_history")
-def shell_history(root: WritableRoot) -> Iterator[Action]:
+def shell_history(root: WritableRoot, options: Options) -> Iterator[Action]:
     """Histories of root and of every home directory (waagent removes root's bash history
     only; LISA fails any non-empty history)."""
     for home in _homes(root):
@@ -43,7 +43,7 @@ def shell_history(root: WritableRoot) -> Iterator[Action]:
 
 @operation("ssh-hostkeys", "Remove the SSH host keys (each VM makes its own)",
            fixes=("LINUX-SSH-HOSTKEYS-ABSENT",), waagent="rm /etc/ssh/ssh_host_*key*")
-def ssh_hostkeys(root: WritableRoot) -> Iterator[Action]:
+def ssh_hostkeys(root: WritableRoot, options: Options) -> Iterator[Action]:
     """Every VM from the image would share the builder's host keys."""
     yield from _remove(root, "ssh-hostkeys", root.glob("/etc/ssh/ssh_host_*key*"),
                        "host keys shared by every VM made from the image")
@@ -51,7 +51,7 @@ def ssh_hostkeys(root: WritableRoot) -> Iterator[Action]:
 
 @operation("dhcp-client-state", "Remove DHCP leases", fixes=("LINUX-DHCP-LEASES-REMOVED",),
            waagent="rm -rf /var/lib/dhclient /var/lib/dhcpcd /var/lib/dhcp, leases")
-def dhcp_client_state(root: WritableRoot) -> Iterator[Action]:
+def dhcp_client_state(root: WritableRoot, options: Options) -> Iterator[Action]:
     """A stale lease makes the first boot ask for the builder's address."""
     for pattern in DHCP_LEASE_GLOBS:
         yield from _remove(root, "dhcp-client-state", root.glob(pattern), "a cached lease")
@@ -59,7 +59,7 @@ def dhcp_client_state(root: WritableRoot) -> Iterator[Action]:
 
 @operation("hostname", "Reset the hostname to localhost.localdomain",
            fixes=("LINUX-HOSTNAME-RESET",), waagent="writes localhost.localdomain")
-def hostname(root: WritableRoot) -> Iterator[Action]:
+def hostname(root: WritableRoot, options: Options) -> Iterator[Action]:
     """The agent sets the VM's name at provisioning; the builder's must not stay."""
     entry = root.entry("/etc/hostname")
     if entry is None:
@@ -76,7 +76,7 @@ def hostname(root: WritableRoot) -> Iterator[Action]:
 
 @operation("root-password", "Lock root's password", fixes=("LINUX-ROOT-PASSWORD-LOCKED",),
            waagent="root:*LOCK*:14600:::::: in /etc/shadow (DeleteRootPassword=y)")
-def root_password(root: WritableRoot) -> Iterator[Action]:
+def root_password(root: WritableRoot, options: Options) -> Iterator[Action]:
     """A root password set while building would be the same on every VM."""
     shadow = root.read_text("/etc/shadow")
     if shadow is None:
@@ -93,7 +93,7 @@ def root_password(root: WritableRoot) -> Iterator[Action]:
 
 @operation("resolv-conf", "Remove /etc/resolv.conf (DHCP writes it at boot)",
            fixes=("LINUX-RESOLV-CONF-REMOVED",), waagent="rm /etc/resolv.conf")
-def resolv_conf(root: WritableRoot) -> Iterator[Action]:
+def resolv_conf(root: WritableRoot, options: Options) -> Iterator[Action]:
     """The builder's name servers must not reach the customer's network."""
     entry = root.entry("/etc/resolv.conf")
     if entry is not None and entry.kind != "link":  # a link to systemd-resolved is kept
@@ -102,7 +102,7 @@ def resolv_conf(root: WritableRoot) -> Iterator[Action]:
 
 @operation("machine-id", "Empty /etc/machine-id (systemd makes a new one at first boot)",
            fixes=("LINUX-MACHINE-ID-EMPTY",))
-def machine_id(root: WritableRoot) -> Iterator[Action]:
+def machine_id(root: WritableRoot, options: Options) -> Iterator[Action]:
     """Every VM would share one machine ID (journal, DHCP client ID)."""
     text = root.read_text("/etc/machine-id")
     if text:
@@ -115,7 +115,7 @@ def machine_id(root: WritableRoot) -> Iterator[Action]:
 
 @operation("cloud-init-state", "Remove cloud-init's instance state",
            fixes=("LINUX-CLOUD-INIT-CLEAN",))
-def cloud_init_state(root: WritableRoot) -> Iterator[Action]:
+def cloud_init_state(root: WritableRoot, options: Options) -> Iterator[Action]:
     """cloud-init would believe the first boot in Azure is not a first boot."""
     yield from _remove(root, "cloud-init-state",
                        [*root.glob("/var/lib/cloud/instances/*"), "/var/lib/cloud/instance"],
@@ -124,7 +124,7 @@ def cloud_init_state(root: WritableRoot) -> Iterator[Action]:
 
 @operation("udev-persistent-net", "Remove udev's persistent network rules",
            fixes=("LINUX-UDEV-PERSISTENT-NET",))
-def udev_persistent_net(root: WritableRoot) -> Iterator[Action]:
+def udev_persistent_net(root: WritableRoot, options: Options) -> Iterator[Action]:
     """A rule bound to the builder's MAC renames the NIC and leaves the VM offline."""
     yield from _remove(root, "udev-persistent-net",
                        [f"/etc/udev/rules.d/{n}" for n in UDEV_PERSISTENT_NET],
@@ -133,7 +133,7 @@ def udev_persistent_net(root: WritableRoot) -> Iterator[Action]:
 
 @operation("waagent-state", "Remove the agent's state and logs",
            waagent="rm -rf /var/lib/waagent /var/log/azure; rm /var/log/waagent.log")
-def waagent_state(root: WritableRoot) -> Iterator[Action]:
+def waagent_state(root: WritableRoot, options: Options) -> Iterator[Action]:
     """Goal state, certificates and ovf-env.xml of the build VM."""
     yield from _remove(root, "waagent-state",
                        ["/var/lib/waagent", "/var/log/azure", "/var/log/waagent.log"],
@@ -148,7 +148,7 @@ AGENT_SWITCHES = ("Provisioning.RegenerateSshHostKeyPair", "Provisioning.DeleteR
 @operation("waagent-conf", "Turn on the agent's provisioning switches the checks require",
            fixes=("LINUX-AGENT-REGENERATE-HOSTKEYS", "LINUX-AGENT-DELETE-ROOT-PASSWORD",
                   "LINUX-AGENT-AUTOUPDATE"))
-def waagent_conf(root: WritableRoot) -> Iterator[Action]:
+def waagent_conf(root: WritableRoot, options: Options) -> Iterator[Action]:
     """Set each switch where it is, or append it: the rest of the file, comments included,
     stays as the publisher wrote it."""
     text = root.read_text(WAAGENT_CONF)

@@ -34,7 +34,24 @@ class Action:
                 "reason": self.reason}
 
 
-Planner = Callable[[WritableRoot], Iterable[Action]]
+@dataclass(frozen=True)
+class Note:
+    """A warning in the plan: something the operation sees but does not change (a swap
+    partition, another user's authorized_keys kept), with what to do about it."""
+
+    operation: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line tells the operations beyond choosing them."""
+
+    #: ``--user NAME``: the build user to delete with its home (waagent's ``+user``).
+    user: str | None = None
+
+
+Planner = Callable[[WritableRoot, Options], Iterable[Action | Note]]
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,7 @@ class Plan:
 
     operations: list[Operation]
     actions: list[Action]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
 
     @property
     def fixes(self) -> list[str]:
@@ -79,10 +96,17 @@ class Plan:
         return sorted({c for op in self.operations for c in op.fixes})
 
 
-def make_plan(root: WritableRoot, chosen: list[Operation]) -> Plan:
+def make_plan(root: WritableRoot, chosen: list[Operation], options: Options = Options()
+              ) -> Plan:
     """Ask every chosen operation what it would do; nothing is changed."""
-    actions = [a for op in chosen for a in op.plan(root)]
-    return Plan(chosen, actions)
+    plan = Plan(chosen, [])
+    for op in chosen:
+        for step in op.plan(root, options):
+            if isinstance(step, Note):
+                plan.warnings.append(step)
+            else:
+                plan.actions.append(step)
+    return plan
 
 
 def apply(root: WritableRoot, plan: Plan) -> list[Action]:
