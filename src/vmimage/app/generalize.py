@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vmimage.errors import InputError
 from vmimage.generalize import ops as _ops  # noqa: F401 - registers the operations
-from vmimage.generalize.plan import OPERATIONS, Action, Operation, Options, Plan, apply, make_plan
+from vmimage.generalize.plan import NO_OPTIONS, OPERATIONS, Action, Operation, Options, Plan, apply, make_plan
 from vmimage.generalize.rootfs import WritableRoot
 from vmimage.report.model import Report
 
@@ -66,7 +66,7 @@ def _open(target: str) -> WritableRoot:
     return root
 
 
-def plan_for(target: str, chosen: list[Operation], options: Options = Options()) -> Plan:
+def plan_for(target: str, chosen: list[Operation], options: Options = NO_OPTIONS) -> Plan:
     """What the operations would do to ``target``; nothing is changed."""
     with _open(target) as root:
         return make_plan(root, chosen, options)
@@ -81,7 +81,7 @@ class Generalized:
     report: Report | None
 
 
-def run(target: str, chosen: list[Operation], profile: str, options: Options = Options()
+def run(target: str, chosen: list[Operation], profile: str, options: Options = NO_OPTIONS
         ) -> Generalized:
     """Plan, apply, then run the checks the operations claim on the result."""
     from vmimage.app.check import check_target

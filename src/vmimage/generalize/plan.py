@@ -51,6 +51,8 @@ class Options:
     user: str | None = None
 
 
+NO_OPTIONS = Options()
+
 Planner = Callable[[WritableRoot, Options], Iterable[Action | Note]]
 
 
@@ -96,7 +98,7 @@ class Plan:
         return sorted({c for op in self.operations for c in op.fixes})
 
 
-def make_plan(root: WritableRoot, chosen: list[Operation], options: Options = Options()
+def make_plan(root: WritableRoot, chosen: list[Operation], options: Options = NO_OPTIONS
               ) -> Plan:
     """Ask every chosen operation what it would do; nothing is changed."""
     plan = Plan(chosen, [])
