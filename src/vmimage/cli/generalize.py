@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("generalize", "missing TARGET (or --list-operations)")
     chosen = gen.choose(_names(args.operations), _names(args.enable), _names(args.disable))
     profile = resolve_profile(args.profile)
-    options = gen.Options(user=args.user)
+    options = gen.Options(user=args.user, profile=profile)
     plan = gen.plan_for(args.target, chosen, options)
     if args.dry_run or not plan.actions:
         _show(plan, args.fmt, applied=False)

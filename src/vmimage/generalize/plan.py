@@ -49,6 +49,8 @@ class Options:
 
     #: ``--user NAME``: the build user to delete with its home (waagent's ``+user``).
     user: str | None = None
+    #: The policy profile whose rules the configuration fixes satisfy (``--profile``).
+    profile: str = "azure-current"
 
 
 NO_OPTIONS = Options()
