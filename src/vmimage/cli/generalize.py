@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     """``vmimage generalize``."""
     p = command(sub, "generalize", run, run.__doc__)
     p.add_argument("target", metavar="TARGET", nargs="?",
-                   help="a root directory (the image's root filesystem, mounted)")
+                   help="a root directory, or a raw or fixed VHD disk image (root needed)")
+    p.add_argument("--output", "-o", metavar="COPY",
+                   help="generalize a copy (reflinked or sparse) written to COPY; TARGET is "
+                        "left untouched and no confirmation is asked")
     p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     p.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     p.add_argument("--operations", metavar="A,B", help="run only these operations")
@@ -59,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
     profile = resolve_profile(args.profile)
     options = gen.Options(user=args.user, profile=profile)
     plan = gen.plan_for(args.target, chosen, options)
-    if args.dry_run or not plan.actions:
+    if args.dry_run or (not plan.actions and args.output is None):
         _show(plan, args.fmt, applied=False)
         return 0
-    if not args.yes:
+    if not args.yes and args.output is None:
         _show(plan, "text", applied=False, stream=sys.stderr)
         _confirm(args.target)
-    result = gen.run(args.target, chosen, profile, options)
+    result = gen.run(args.target, chosen, profile, options, args.output)
     if args.fmt == "json":
         import json
 

@@ -24,11 +24,11 @@ from vmimage.disk.sources import DiskSource, DynamicVhdSource, FlatSource
 from vmimage.disk.sparse import (
     BLOCK,
     ZERO_CHUNK,
+    clone_or_copy,
     copy_nonzero,
     data_extents,
     is_zero,
     nonzero_runs,
-    try_reflink,
 )
 from vmimage.errors import InputError
 from vmimage.units import MiB, format_size
@@ -74,12 +74,9 @@ def _copy_flat(source: FlatSource, dst: int) -> tuple[int, str]:
     A reflink shares the source's blocks (zero blocks included) and costs no space, so it is
     kept where the filesystem offers it.
     """
-    if source.size and try_reflink(source.fd, dst):
-        os.ftruncate(dst, source.size)  # drop a cloned footer; the new one goes after
-        return 0, "reflink"
-    read, written = copy_nonzero(source.fd, dst, 0, source.size)
+    read, written, how = clone_or_copy(source.fd, dst, source.size)  # a cloned footer dropped
     source.bytes_read += read
-    return written, "sparse copy"
+    return written, how
 
 
 def _copy_dynamic(source: DynamicVhdSource, dst: int, progress: Progress | None) -> int:

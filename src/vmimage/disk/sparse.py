@@ -159,3 +159,15 @@ def try_reflink(src: int, dst: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def clone_or_copy(src: int, dst: int, size: int) -> tuple[int, int, str]:
+    """``size`` bytes of ``src`` into ``dst``: a reflink where the filesystem shares blocks,
+    else the data extents' non-zero blocks. Returns ``(bytes read, bytes written, how)``;
+    ``dst`` is ``size`` bytes long after (a reflink clones the whole file: cut to size)."""
+    if size and try_reflink(src, dst):
+        os.ftruncate(dst, size)
+        return 0, 0, "reflink"
+    read, written = copy_nonzero(src, dst, 0, size)
+    os.ftruncate(dst, size)
+    return read, written, "sparse copy"

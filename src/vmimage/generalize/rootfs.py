@@ -112,6 +112,11 @@ class WritableRoot:
             for fd in stack:
                 os.close(fd)
 
+    def directory(self, path: str) -> int | None:
+        """A new descriptor of the directory at ``path``, resolved inside the root (None when
+        it is not a directory); the caller closes it."""
+        return self._walk([p for p in path.split("/") if p])
+
     def entry(self, path: str) -> Entry | None:
         """What is at ``path`` (a link is reported as a link, not followed); None if nothing."""
         with self.parent(path) as where:

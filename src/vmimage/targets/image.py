@@ -240,6 +240,27 @@ class ImageTarget(PathTarget):
                 return self._partition(self._points[point])
         return None
 
+    def mount_windows(self) -> dict[str, tuple[Partition, int | None, int]]:
+        """Mount point -> (partition, byte offset on the disk or None, size): where each
+        filesystem fstab mounts (and the root) lies, for ``vmimage generalize`` to mount it at
+        an offset of the image file. None for a logical volume: its place on the disk is the
+        LVM metadata's to say (:mod:`vmimage.targets.lvmmeta`)."""
+        return {point: (self._partition(volume),
+                        None if volume.part.scheme == "lvm" else volume.window.offset,
+                        volume.window.size)
+                for point, volume in sorted(self._points.items())}
+
+    @property
+    def reader(self) -> BlockCache:
+        """The virtual disk's bytes (through the block cache), for readers of on-disk
+        metadata such as LVM's."""
+        return self._cache
+
+    def physical_volumes(self) -> list[tuple[Partition, int]]:
+        """The disk's LVM physical volumes: (partition, byte offset on the disk)."""
+        return [(v.part, v.window.offset) for v in self._table.volumes
+                if v.part.fs_type == "LVM2_member"]
+
     @property
     def root_partition(self) -> Partition | None:
         """The partition or LV holding the root filesystem."""
