@@ -218,3 +218,13 @@ def test_killed_mid_way_a_rerun_completes(tree: Path) -> None:
     assert (tree / "etc/hostname").read_text() == "localhost.localdomain\n"
     assert not list(tree.rglob(".*.vmimage-tmp"))
     assert vmimage("generalize", tree, "--yes").stdout.startswith("nothing to do")
+
+
+def test_the_running_system_only_with_live_host() -> None:
+    """Inside the build VM, as waagent is run: allowed with --live-host (a dry run here: it
+    must plan from this machine's own files and change nothing)."""
+    refused = vmimage("generalize", "/", "--dry-run")
+    assert refused.returncode == 2 and "--live-host" in refused.stderr
+    planned = vmimage("generalize", "/", "--live-host", "--dry-run", "-f", "json")
+    assert planned.returncode == 0, planned.stderr
+    assert isinstance(json.loads(planned.stdout)["plan"], list)

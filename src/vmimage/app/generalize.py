@@ -67,7 +67,7 @@ def fixed_by(check_id: str) -> list[str]:
     return [name for name, op in OPERATIONS.items() if check_id in op.fixes]
 
 
-def _open(target: str) -> WritableRoot:
+def _open(target: str, options: Options = NO_OPTIONS) -> WritableRoot:
     """The target as a root: a directory holding a Linux root, not the host's /.
 
     Raises:
@@ -79,8 +79,9 @@ def _open(target: str) -> WritableRoot:
         raise InputError(target, f"cannot be opened: {exc.strerror}") from None
     if not is_dir:
         raise InputError(target, "is neither a root directory nor a disk image file")
-    if Path(target).samefile("/"):
-        raise InputError(target, "is the running system's own root: refused")
+    if Path(target).samefile("/") and not options.live_host:
+        raise InputError(target, "is the running system's own root: refused (inside the VM "
+                                 "to capture, add --live-host)")
     root = WritableRoot(target)
     if root.entry("/etc/os-release") is None and root.entry("/usr/lib/os-release") is None:
         root.close()
@@ -101,7 +102,7 @@ def plan_for(target: str, chosen: list[Operation], options: Options = NO_OPTIONS
     if is_image(target):
         refuse_in_use(target)  # a loop device or a VM on it: its filesystem is not still
         return _in_worker(target, chosen, options, apply=False)[0]
-    with _open(target) as root:
+    with _open(target, options) as root:
         return make_plan(root, chosen, options)
 
 
@@ -140,7 +141,7 @@ def run(target: str, chosen: list[Operation], profile: str, options: Options = N
 def _apply(target: str, chosen: list[Operation], options: Options) -> tuple[Plan, list[Action]]:
     if is_image(target):
         return _in_worker(target, chosen, options, apply=True)
-    with _open(target) as root:
+    with _open(target, options) as root:
         plan = make_plan(root, chosen, options)
         return plan, apply(root, plan)
 

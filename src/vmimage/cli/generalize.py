@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--disable", metavar="A,B", help="skip these")
     p.add_argument("--user", metavar="NAME",
                    help="also delete this build user and its home (waagent's +user)")
+    p.add_argument("--live-host", action="store_true",
+                   help="allow TARGET to be this system's own / (inside the VM to capture)")
     p.add_argument("--list-operations", action="store_true",
                    help="list every operation: name, on by default (*), heading, checks fixed")
     p.add_argument("--format", "-f", dest="fmt", choices=DATA_FORMATS,
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("generalize", "missing TARGET (or --list-operations)")
     chosen = gen.choose(_names(args.operations), _names(args.enable), _names(args.disable))
     profile = resolve_profile(args.profile)
-    options = gen.Options(user=args.user, profile=profile)
+    options = gen.Options(user=args.user, profile=profile, live_host=args.live_host)
     plan = gen.plan_for(args.target, chosen, options)
     if args.dry_run or (not plan.actions and args.output is None):
         _show(plan, args.fmt, applied=False)

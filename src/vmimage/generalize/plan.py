@@ -51,6 +51,9 @@ class Options:
     user: str | None = None
     #: The policy profile whose rules the configuration fixes satisfy (``--profile``).
     profile: str = "azure-current"
+    #: ``--live-host``: the target may be the running system's own ``/`` (run inside the
+    #: build VM before capturing it, as ``waagent -deprovision`` is).
+    live_host: bool = False
 
 
 NO_OPTIONS = Options()
