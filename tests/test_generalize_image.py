@@ -231,3 +231,19 @@ def test_killed_mid_way_leaves_nothing_attached_and_a_rerun_completes(dirty_tree
     assert again.returncode == 0, again.stdout + again.stderr
     assert failing(disk.path, *FIXED) == set()
     assert vmimage("generalize", disk.path, "--yes").stdout.startswith("nothing to do")
+
+
+def test_a_swap_partition_is_a_warning_not_an_action(dirty_tree: Path, tmp_path: Path) -> None:
+    """fstab's swap line goes, the partition stays: the plan says so, and the run ends with
+    LINUX-NO-SWAP still failing (exit 1) rather than pretending."""
+    disk = build(dirty_tree, tmp_path, swap="fstab")
+    dry = vmimage("generalize", disk.path, "--dry-run", "-f", "json")
+    assert dry.returncode == 0, dry.stderr
+    warnings = json.loads(dry.stdout)["warnings"]
+    assert any("a swap area exists" in w["text"] for w in warnings), warnings
+    done = vmimage("generalize", disk.path, "--yes", "-f", "json")
+    result = json.loads(done.stdout)
+    still = {f["check_id"] for f in result["checks"] if f["status"] == "fail"}
+    assert done.returncode == (1 if still else 0)
+    assert still <= {"LINUX-NO-SWAP"}
+    assert not attached(disk.path)

@@ -85,6 +85,9 @@ def locate(path: str) -> ImageLayout:
                                    "/etc/os-release)")
         lvm = _LvmExtents(target)
         extents, notes = [], list(target.notes)
+        notes += [f"a swap area exists ({p.name}, {p.size // 2**20} MiB): removing a partition "
+                  "is not done; see vmimage checks show LINUX-NO-SWAP"
+                  for p in target.layout().partitions if p.fs_type == "swap"]
         for point, (part, offset, size) in windows.items():
             if part.fs_type not in MOUNTABLE:
                 if point == "/":
