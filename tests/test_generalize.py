@@ -168,7 +168,7 @@ def test_links_out_of_the_root_never_touch_the_host(tree: Path, tmp_path: Path) 
 @pytest.mark.parametrize("make, problem", [
     (lambda p: p, "not a Linux root"),
     (lambda p: Path("/"), "running system's own root"),
-    (lambda p: p / "nope", "takes a root directory"),
+    (lambda p: p / "nope", "neither a root directory nor a disk image"),
 ])
 def test_refusals_are_one_line(tmp_path: Path, make, problem: str) -> None:
     proc = vmimage("generalize", make(tmp_path), "--yes")

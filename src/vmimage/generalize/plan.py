@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from vmimage.generalize.rootfs import WritableRoot
+from vmimage.generalize.rootfs import Entry, WritableRoot
 
 
 @dataclass(frozen=True)
@@ -103,16 +103,71 @@ class Plan:
         return sorted({c for op in self.operations for c in op.fixes})
 
 
+class PlannedRoot(WritableRoot):
+    """The root as it will be once the actions planned so far are applied.
+
+    Operations plan one after the other, and two may change one file: ``root-password``
+    locks root in /etc/shadow, then ``user-account`` removes the build user's line from it.
+    Each must start from what the one before it planned, or the second write would put back
+    what the first removed. So reads see the planned writes and removals; the disk is still
+    not touched.
+    """
+
+    def __init__(self, base: WritableRoot) -> None:  # shares the descriptor; never closes it
+        self.fd, self.path = base.fd, base.path
+        self.written: dict[str, Action] = {}
+        self.removed: set[str] = set()
+
+    def close(self) -> None:
+        """The descriptor belongs to the root this view was made from."""
+
+    def record(self, action: Action) -> None:
+        """Take a planned action into account for the reads that follow."""
+        path = _normal(action.path)
+        if action.kind == "remove":
+            self.removed.add(path)
+            self.written = {p: a for p, a in self.written.items()
+                            if p != path and not p.startswith(path + "/")}
+        else:
+            self.written[path] = action
+
+    def _gone(self, path: str) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in self.removed)
+
+    def entry(self, path: str) -> Entry | None:
+        """What will be at ``path``."""
+        path = _normal(path)
+        if path in self.written:
+            action = self.written[path]
+            raw = (action.content or "").encode("utf-8", errors="surrogateescape")
+            return Entry("file", len(raw), action.mode if action.mode is not None else 0o644)
+        return None if self._gone(path) else super().entry(path)
+
+    def read_text(self, path: str, limit: int = 1 << 20) -> str | None:
+        """What ``path`` will hold."""
+        path = _normal(path)
+        if path in self.written:
+            return (self.written[path].content or "")[:limit]
+        return None if self._gone(path) else super().read_text(path, limit)
+
+
+def _normal(path: str) -> str:
+    return "/" + "/".join(p for p in path.split("/") if p not in ("", "."))
+
+
 def make_plan(root: WritableRoot, chosen: list[Operation], options: Options = NO_OPTIONS
               ) -> Plan:
-    """Ask every chosen operation what it would do; nothing is changed."""
+    """Ask every chosen operation what it would do, each seeing what the ones before it
+    planned (:class:`PlannedRoot`); nothing is changed."""
     plan = Plan(chosen, [])
+    view = PlannedRoot(root)
     for op in chosen:
-        for step in op.plan(root, options):
+        for step in op.plan(view, options):
             if isinstance(step, Note):
                 plan.warnings.append(step)
             else:
                 plan.actions.append(step)
+                view.record(step)
     return plan
 
 
