@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -44,6 +43,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import benchenv
 
 from vmimage.disk.convert import convert, convert_in_place
 
@@ -150,19 +151,10 @@ def measure(tool: Tool, mode: str, src: Path, out: Path, cold: bool) -> None:
 
 
 def machine(directory: Path) -> dict[str, str]:
-    fs = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "--target", str(directory)],
-                        capture_output=True, text=True, check=False).stdout.split()
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-    with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f
-                    if line.startswith("model name")), platform.processor())
+    """The machine (benchenv) and the peer's version."""
     qemu = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True,
                           check=False).stdout.splitlines()[0]
-    return {"cpus": f"{os.cpu_count()} ({cpu})", "ram": f"{mem_kb / 1024**2:.1f} GiB",
-            "filesystem": f"{' on '.join(fs)} (at {directory})", "kernel": platform.release(),
-            "python": platform.python_version(), "qemu-img": qemu.removeprefix("qemu-img "),
-            "load average": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    return {**benchenv.machine(directory), "qemu-img": qemu.removeprefix("qemu-img ")}
 
 
 def main() -> None:

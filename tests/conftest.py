@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import distro_roots as dr
 from tests import imagebuild as ib
 
 
@@ -22,3 +23,23 @@ def violation_copy() -> Iterator[ib.Disk]:
     """A private sparse copy of the compliant raw disk, to break one rule in."""
     with ib.compliant_disk_copy() as disk:
         yield disk
+
+
+@pytest.fixture(scope="session")
+def rpms(tmp_path_factory: pytest.TempPathFactory) -> dr.RpmBuilder:
+    """Builds RPMs with the real rpmbuild, once per session."""
+    return dr.RpmBuilder(tmp_path_factory.mktemp("rpms"))
+
+
+@pytest.fixture
+def made() -> Iterator[Callable[[Path], Path]]:
+    """Register a distro root to delete after the test."""
+    roots: list[Path] = []
+
+    def keep(root: Path) -> Path:
+        roots.append(root)
+        return root
+
+    yield keep
+    for root in roots:
+        dr.discard(root)

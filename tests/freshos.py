@@ -194,11 +194,11 @@ def copy_checkout(dest: Path, src: Path = REPO) -> Path:
     return dest
 
 
-_ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 
 # Run inside the new mount namespace: mount what apt and sudo need, then chroot.
-_ENTER = r"""
+ENTER_CHROOT = r"""
 set -e
 r=$1; shift
 mount -t proc proc "$r/proc"
@@ -230,17 +230,17 @@ class FreshRoot:
         """Run a bash script in the root (``user``: None for root, else a user name), with a
         login-like clean environment and no standard input; output captured as text."""
         home = self.home(user)
-        base = {"PATH": _USER_PATH if user else _ROOT_PATH, "HOME": home,
+        base = {"PATH": USER_PATH if user else ROOT_PATH, "HOME": home,
                 "USER": user or "root", "LOGNAME": user or "root", "LANG": "C.UTF-8",
                 "SHELL": "/bin/bash", "TERM": "dumb", **(env or {})}
         inner = ["env", "-i", *(f"{k}={v}" for k, v in base.items()),
                  "bash", "-c", f"cd {shlex.quote(home)} && {script}"]
         if user:
             inner = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *inner]
-        cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _ENTER,
+        cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", ENTER_CHROOT,
                "enter", str(self.path), *inner]
         proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=timeout, check=False, env={"PATH": _ROOT_PATH})
+                              timeout=timeout, check=False, env={"PATH": ROOT_PATH})
         if check and proc.returncode != 0:
             raise ib.ImageBuildError(f"in {self.release.title}: {script!r} exited "
                                      f"{proc.returncode}: {(proc.stdout + proc.stderr)[-4000:]}")
@@ -325,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(dir=ib.cache_dir() / "tmp") as tmp, \
                 fresh_root(args.name, Path(tmp) / "root") as root:
             subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                            _ENTER, "enter", str(root.path), "bash", "-l"], check=False)
+                            ENTER_CHROOT, "enter", str(root.path), "bash", "-l"], check=False)
     return 0
 
 

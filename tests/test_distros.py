@@ -16,7 +16,6 @@ real root and a real LVM disk.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,26 +37,6 @@ DHCP = "LINUX-DHCP"
 NET = (NM, RESTART, DHCP)
 PASS, FAIL, WARN = Status.PASS, Status.FAIL, Status.WARNING
 BOTH = ("azure-current", "azure-2015")
-
-
-@pytest.fixture(scope="session")
-def rpms(tmp_path_factory: pytest.TempPathFactory) -> dr.RpmBuilder:
-    return dr.RpmBuilder(tmp_path_factory.mktemp("rpms"))
-
-
-@pytest.fixture
-def made() -> Iterator[Callable[[Path], Path]]:
-    """Register a root to delete after the test."""
-    roots: list[Path] = []
-
-    def keep(root: Path) -> Path:
-        roots.append(root)
-        return root
-
-    yield keep
-    for root in roots:
-        dr.discard(root)
-
 
 def findings(target: Path, profile: str) -> dict[str, Finding]:
     return {f.check_id: f for f in check_target(str(target), profile).findings}

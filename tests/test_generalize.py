@@ -65,19 +65,24 @@ def dirty(root: Path) -> None:
     put(root, "/etc/waagent.conf", conf + "# kept comment\nAutoUpdate.Enabled=n\n")
 
 
-def tree_hash(root: Path) -> str:
-    """Every path's type, mode, owner, size, mtime and content (links: their target)."""
+def tree_hash(root: Path, *, by_inode: bool = False) -> str:
+    """Every path's type, mode, owner, size, mtime and content (links: their target).
+
+    ``by_inode``: the inode instead of the content, for trees hard-linked to a cache (reading
+    800 MB costs more than the test): a file written in place changes its mtime, a file
+    replaced its inode. (Never ctime: other tests change the shared inodes' link counts.)"""
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             p = Path(dirpath) / name
             st = p.lstat()
-            h.update(f"{p.relative_to(root)}|{st.st_mode}|{st.st_uid}|{st.st_size}|"
+            ident = st.st_ino if by_inode else ""
+            h.update(f"{p.relative_to(root)}|{ident}|{st.st_mode}|{st.st_uid}|{st.st_size}|"
                      f"{st.st_mtime_ns}".encode())
             if p.is_symlink():
                 h.update(os.readlink(p).encode())
-            elif p.is_file():
+            elif p.is_file() and not by_inode:
                 h.update(p.read_bytes())
     return h.hexdigest()
 

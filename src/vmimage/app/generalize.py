@@ -43,6 +43,10 @@ __all__ = ["OPERATIONS", "Generalized", "Operation", "Options", "Plan", "choose"
 
 load_operations()
 
+#: A root holds one of these (RHEL 6 and SLES 11 predate os-release; ``check`` reads them).
+RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release", "/etc/redhat-release",
+                 "/etc/SuSE-release", "/etc/debian_version")
+
 
 def choose(only: Iterable[str] = (), enable: Iterable[str] = (),
            disable: Iterable[str] = ()) -> list[Operation]:
@@ -83,14 +87,26 @@ def _open(target: str, options: Options = NO_OPTIONS) -> WritableRoot:
         raise InputError(target, "is the running system's own root: refused (inside the VM "
                                  "to capture, add --live-host)")
     root = WritableRoot(target)
-    if root.entry("/etc/os-release") is None and root.entry("/usr/lib/os-release") is None:
+    if not any(root.entry(p) is not None for p in RELEASE_FILES):
         root.close()
-        raise InputError(target, "is not a Linux root (no /etc/os-release)")
+        raise InputError(target, "is not a Linux root (no /etc/os-release or release file)")
     return root
+
+
+def _require(target: str) -> None:
+    """Refuse a target that is not there, before anything looks at it further."""
+    try:
+        Path(target).stat()
+    except FileNotFoundError:
+        raise InputError(target, "is neither a root directory nor a disk image file "
+                                 "(not found)") from None
+    except OSError as exc:
+        raise InputError(target, f"cannot be opened: {exc.strerror}") from None
 
 
 def _may_change(target: str) -> None:
     """Refuse a target that must not be changed in place."""
+    _require(target)
     refuse_unwritable(target)
     if is_image(target):
         refuse_in_use(target)
@@ -127,6 +143,7 @@ def run(target: str, chosen: list[Operation], profile: str, options: Options = N
     """
     from vmimage.app.check import check_target
 
+    _require(target)
     if output is None:
         _may_change(target)
         plan, done = _apply(target, chosen, options)
@@ -134,7 +151,9 @@ def run(target: str, chosen: list[Operation], profile: str, options: Options = N
     else:
         plan, done = _apply_to_copy(target, Path(output), chosen, options)
         result = output
-    report = check_target(result, profile, "os-linux", plan.fixes) if plan.fixes else None
+    # Nothing done, nothing to prove: the same checks passed before (or the plan warned).
+    proving = plan.fixes if done or output is not None else []
+    report = check_target(result, profile, "os-linux", proving) if proving else None
     return Generalized(plan, done, report, result)
 
 

@@ -63,14 +63,18 @@ def run(args: argparse.Namespace) -> int:
     chosen = gen.choose(_names(args.operations), _names(args.enable), _names(args.disable))
     profile = resolve_profile(args.profile)
     options = gen.Options(user=args.user, profile=profile, live_host=args.live_host)
-    plan = gen.plan_for(args.target, chosen, options)
-    if args.dry_run or (not plan.actions and args.output is None):
-        _show(plan, args.fmt, applied=False)
-        return 0
-    if not args.yes and args.output is None:
+    if args.dry_run or (not args.yes and args.output is None):
+        plan = gen.plan_for(args.target, chosen, options)
+        if args.dry_run or not plan.actions:
+            _show(plan, args.fmt, applied=False)
+            return 0
         _show(plan, "text", applied=False, stream=sys.stderr)
         _confirm(args.target)
+    # With --yes (or a copy to make) the plan is made once, by the run that applies it.
     result = gen.run(args.target, chosen, profile, options, args.output)
+    if not result.done and args.output is None:
+        _show(result.plan, args.fmt, applied=False)
+        return 0
     if args.fmt == "json":
         import json
 

@@ -25,6 +25,10 @@ BLS_DIR = "/boot/loader/entries"
 EXTLINUX = ("/boot/extlinux/extlinux.conf", "/boot/extlinux.conf", "/extlinux.conf",
             "/boot/syslinux/syslinux.cfg", "/boot/syslinux.cfg")
 DEFAULT_GRUB = "/etc/default/grub"
+#: The serial console the portal shows, as (parameter, value) (LINUX-KERNEL-CMDLINE).
+REQUIRED_CONSOLES = (("console", "ttyS0"), ("earlyprintk", "ttyS0"))
+#: LINUX-KERNEL-CMDLINE-FORBIDDEN: LISA's verify_grub refuses them (they break Azure's disks).
+FORBIDDEN_ARGS = ("libata.atapi_enabled=0", "reserve=0x1f0,0x8")
 DEFAULT_GRUB_D = "/etc/default/grub.d/*.cfg"
 _RECOVERY_ARGS = ("single", "recovery", "emergency", "systemd.unit=rescue.target",
                   "systemd.unit=emergency.target")

@@ -131,13 +131,27 @@ def udev_persistent_net(root: WritableRoot, options: Options) -> Iterator[Action
                        "names a NIC by the builder's MAC address")
 
 
-@operation("waagent-state", "Remove the agent's state and logs",
-           waagent="rm -rf /var/lib/waagent /var/log/azure; rm /var/log/waagent.log")
+#: The unit the agent installs to restore its firewall rules at boot (OS.EnableFirewall):
+#: ``<agent service>-network-setup.service``, and the link that enables it.
+AGENT_NETWORK_SETUP = tuple(
+    f"{d}/{svc}-network-setup.service"
+    for d in ("/lib/systemd/system", "/usr/lib/systemd/system", "/etc/systemd/system",
+              "/etc/systemd/system/network.target.wants")
+    for svc in ("walinuxagent", "waagent"))
+
+
+@operation("waagent-state", "Remove the agent's state, logs and firewall-setup unit",
+           waagent="empties /var/lib/waagent and /var/log/azure; rm /var/log/waagent.log "
+                   "and the network-setup unit")
 def waagent_state(root: WritableRoot, options: Options) -> Iterator[Action]:
-    """Goal state, certificates and ovf-env.xml of the build VM."""
+    """Goal state, certificates and ovf-env.xml of the build VM; and the unit that would
+    restore the build VM's firewall rules at the customer's first boot (its script lived in
+    /var/lib/waagent: left alone, it fails every boot)."""
     yield from _remove(root, "waagent-state",
                        ["/var/lib/waagent", "/var/log/azure", "/var/log/waagent.log"],
                        "the build VM's agent state")
+    yield from _remove(root, "waagent-state", list(AGENT_NETWORK_SETUP),
+                       "the build VM's firewall rules, restored at boot")
 
 
 #: waagent.conf switches the checks require on, set to ``y`` where they are off.

@@ -22,7 +22,6 @@ from vmimage.errors import InputError
 from vmimage.facts.accounts import PASSWD, SHADOW, User, read_users
 from vmimage.generalize.plan import Action, Note, Options, operation
 from vmimage.generalize.rootfs import WritableRoot
-from vmimage.targets.rootdir import RootDirTarget
 
 GROUP = "/etc/group"
 GSHADOW = "/etc/gshadow"
@@ -43,18 +42,6 @@ KEPT_HOMES = frozenset({
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _lstat(root: WritableRoot, path: str) -> os.stat_result | None:
-    """The entry itself (a link not followed), its directories resolved inside the root."""
-    with root.parent(path) as where:
-        if where is None:
-            return None
-        fd, name = where
-        try:
-            return os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
 
 
 def _distinct(root: WritableRoot, paths: Iterable[str]) -> list[str]:
@@ -95,7 +82,7 @@ def _contents(root: WritableRoot, directory: str) -> list[str]:
 def _users(root: WritableRoot) -> list[User]:
     """The accounts, parsed as the checks parse them (so an operation and the rule that
     proves it agree on who has a password and where each home is)."""
-    return read_users(RootDirTarget(root.path))
+    return read_users(root.target())
 
 
 def _read_db(root: WritableRoot, path: str) -> str | None:
@@ -170,7 +157,7 @@ def _doomed_home(root: WritableRoot, user: User, users: list[User]) -> str | Not
         if other.name != user.name and (theirs + "/").startswith(home + "/"):
             return Note("user-account", f"{user.name}'s home {home} is also {other.name}'s: "
                                         "kept")
-    entry, st = root.entry(home), _lstat(root, home)
+    entry, st = root.entry(home), root.lstat(home)
     if entry is not None and entry.kind == "dir" and st is not None and st.st_uid != user.uid:
         return Note("user-account", f"{user.name}'s home {home} is owned by uid {st.st_uid}, "
                                     f"not {user.uid}: kept")

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from vmimage.generalize.rootfs import Entry, WritableRoot
+from vmimage.generalize.rootfs import Entry, OverlayTarget, WritableRoot
+from vmimage.targets.rootdir import RootDirTarget
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,11 @@ class PlannedRoot(WritableRoot):
 
     def _gone(self, path: str) -> bool:
         return any(path == r or path.startswith(r + "/") for r in self.removed)
+
+    def target(self, writes: dict[str, str] | None = None) -> RootDirTarget:
+        """The facts' view of the root with what is planned so far, then ``writes``."""
+        planned = {p: a.content or "" for p, a in self.written.items()}
+        return OverlayTarget(self.path, {**planned, **(writes or {})}, self.removed)
 
     def entry(self, path: str) -> Entry | None:
         """What will be at ``path``."""

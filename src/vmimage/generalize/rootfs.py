@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vmimage.errors import InputError
+from vmimage.targets.base import BYTES_MAX
+from vmimage.targets.paths import normalize
+from vmimage.targets.rootdir import RootDirTarget
 
 MAX_LINKS = 40  # as the kernel's own limit on symbolic links in one lookup
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -117,10 +120,15 @@ class WritableRoot:
         it is not a directory); the caller closes it."""
         return self._walk([p for p in path.split("/") if p])
 
+    def lstat(self, path: str) -> os.stat_result | None:
+        """The entry at ``path`` itself (a link not followed), its directories resolved
+        inside the root; None if nothing is there."""
+        with self.parent(path) as where:
+            return _lstat_at(where)
+
     def entry(self, path: str) -> Entry | None:
         """What is at ``path`` (a link is reported as a link, not followed); None if nothing."""
-        with self.parent(path) as where:
-            st = _lstat_at(where)
+        st = self.lstat(path)
         if st is None:
             return None
         kind = ("link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode)
@@ -173,6 +181,12 @@ class WritableRoot:
                 return os.read(file_fd, limit).decode("utf-8", errors="surrogateescape")
             finally:
                 os.close(file_fd)
+
+    def target(self, writes: dict[str, str] | None = None) -> RootDirTarget:
+        """The root as the checks' facts read it (read-only), with ``writes`` (path -> new
+        text) read in place of the files: an operation proves a fix with the same parsers
+        the checks use before planning it."""
+        return OverlayTarget(self.path, writes or {}, set())
 
     # ---------------------------------------------------------------------------------------
     # Changes
@@ -248,3 +262,34 @@ def _rmtree_at(parent: int, name: str) -> None:
     finally:
         os.close(fd)
     os.rmdir(name, dir_fd=parent)
+
+
+class OverlayTarget(RootDirTarget):
+    """A root directory read as it will be once planned writes and removals are done."""
+
+    def __init__(self, root: str, writes: dict[str, str], removed: set[str]) -> None:
+        super().__init__(root)
+        self.writes = {normalize(p): t for p, t in writes.items()}
+        self.removed = {normalize(p) for p in removed}
+
+    def _planned(self, path: str) -> str | None:
+        """``path`` (or, failing that, where it resolves) as the plan knows it."""
+        key = normalize(path)
+        if key not in self.writes and not self._gone(key):
+            with contextlib.suppress(OSError):
+                key = self.resolve(path)
+        return key
+
+    def _gone(self, key: str) -> bool:
+        return any(key == r or key.startswith(r + "/") for r in self.removed)
+
+    def read_bytes(self, path: str, limit: int | None = None, *,
+                   max_size: int = BYTES_MAX) -> bytes:
+        """The planned text of a written file, nothing for a removed one, else the file's."""
+        key = self._planned(path)
+        if key in self.writes:
+            data = self.writes[key].encode("utf-8", "surrogateescape")
+            return data if limit is None else data[:limit]
+        if key is not None and self._gone(key):
+            raise FileNotFoundError(2, "No such file or directory (removed by the plan)", path)
+        return super().read_bytes(path, limit, max_size=max_size)

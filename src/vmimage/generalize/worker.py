@@ -113,17 +113,32 @@ def _directory(root: WritableRoot, point: str) -> Iterator[int | None]:
 
 
 def work(raw: dict[str, Any]) -> dict[str, Any]:
-    """Mount, plan (and apply when asked), unmount; the answer for the parent."""
-    from vmimage.generalize.plan import OPERATIONS, Options, apply, make_plan
+    """Mount, plan (and apply when asked), unmount; the answer for the parent.
+
+    Applying first plans on a read-only mount without journal replay: a second run that
+    finds nothing to do must not change a byte (a read-write mount alone rewrites the
+    superblock). Only when there is work is the image mounted for writing, in this same
+    worker (a second process would cost more than a second mount).
+    """
+    from vmimage.generalize.plan import OPERATIONS, Options, Plan, apply, make_plan
 
     extents = [Extent(**e) for e in raw["extents"]]
     chosen = [OPERATIONS[name] for name in raw["operations"]]
     options = Options(**raw["options"])
     notes: list[str] = []
-    with mounted(raw["image"], extents, raw["apply"], notes) as top, \
-            WritableRoot(top) as root:
-        plan = make_plan(root, chosen, options)
-        done = apply(root, plan) if raw["apply"] else []
+
+    def plan_on(top: str) -> Plan:
+        with WritableRoot(top) as root:
+            return make_plan(root, chosen, options)
+
+    with mounted(raw["image"], extents, False, notes) as top:
+        plan = plan_on(top)
+    done = []
+    if raw["apply"] and plan.actions:
+        notes.clear()
+        with mounted(raw["image"], extents, True, notes) as top, WritableRoot(top) as root:
+            plan = make_plan(root, chosen, options)
+            done = apply(root, plan)
     return {"plan": [a.to_dict() for a in plan.actions],
             "warnings": [{"operation": "mount", "text": n} for n in notes]
             + [n.__dict__ for n in plan.warnings],

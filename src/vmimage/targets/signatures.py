@@ -23,7 +23,7 @@ _EXT_COMPAT_HAS_JOURNAL = 0x4
 _EXT_INCOMPAT_JOURNAL_DEV = 0x8
 _EXT3_INCOMPAT_SUPP = 0x2 | 0x4 | 0x10  # filetype, recover, meta_bg
 _EXT3_RO_COMPAT_SUPP = 0x1 | 0x2 | 0x4  # sparse_super, large_file, btree_dir
-_SWAP_PAGES = (4096, 8192, 16384, 65536)
+SWAP_PAGES = (4096, 8192, 16384, 65536)
 _HEAD = 8192  # covers LVM labels (sectors 0-3), ext, XFS, FAT, NTFS and 4 KiB-page swap
 
 
@@ -77,10 +77,20 @@ def _lvm(head: bytes) -> Signature | None:
     return None
 
 
+def _swap_magic(tail: bytes) -> bool:
+    """mkswap's magic: the last 10 bytes of the first page, for the page size it ran with."""
+    return tail in (b"SWAPSPACE2", b"SWAP-SPACE")
+
+
+def is_swap_area(head: bytes) -> bool:
+    """``head`` (at least the largest page size long) starts a swap area."""
+    return any(_swap_magic(head[page - 10:page]) for page in SWAP_PAGES)
+
+
 def _swap(head: bytes, window: FileWindow) -> Signature | None:
-    for page in _SWAP_PAGES:
+    for page in SWAP_PAGES:
         tail = head[page - 10:page] if page <= len(head) else window.read_at(page - 10, 10)
-        if tail in (b"SWAPSPACE2", b"SWAP-SPACE"):
+        if _swap_magic(tail):
             return Signature("swap", _text(head[1052:1068]), _uuid(head[1036:1052]))
     return None
 

@@ -7,14 +7,11 @@ from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
 from vmimage.errors import VmimageError
-from vmimage.facts.bootcfg import KernelCmdline
+from vmimage.facts.bootcfg import FORBIDDEN_ARGS, REQUIRED_CONSOLES, KernelCmdline
 from vmimage.facts.versions import dpkg_compare, rpm_compare, upstream_version
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
 from vmimage.rules import rule
 from vmimage.targets.base import UnreadableError
-
-_REQUIRED = (("console", "ttyS0"), ("earlyprintk", "ttyS0"))
-_FORBIDDEN = ("libata.atapi_enabled=0", "reserve=0x1f0,0x8")
 
 
 def _normal_entries(ctx: CheckContext) -> list[KernelCmdline]:
@@ -53,7 +50,7 @@ def kernel_cmdline(ctx: CheckContext) -> Iterator[Outcome]:
                          required="console=ttyS0 earlyprintk=ttyS0 rootdelay=300")
         name = entry.title or entry.source
         found = []
-        missing = [f"{n}={d}" for n, d in _REQUIRED if not _has_console(entry, n, d)]
+        missing = [f"{n}={d}" for n, d in REQUIRED_CONSOLES if not _has_console(entry, n, d)]
         if missing:
             found.append(violated(f"{name}: missing {' '.join(missing)}", where))
         if entry.value("rootdelay") != "300":
@@ -80,7 +77,7 @@ def kernel_cmdline_forbidden(ctx: CheckContext) -> Iterator[Outcome]:
     found = False
     for entry in entries:
         for arg in entry.args:
-            if arg in _FORBIDDEN:
+            if arg in FORBIDDEN_ARGS:
                 found = True
                 yield violated(f"{arg} on {entry.title or entry.source}",
                                Evidence(path=entry.path, line=entry.line, seen=arg,
