@@ -247,3 +247,58 @@ def test_a_swap_partition_is_a_warning_not_an_action(dirty_tree: Path, tmp_path:
     assert done.returncode == (1 if still else 0)
     assert still <= {"LINUX-NO-SWAP"}
     assert not attached(disk.path)
+
+
+def break_everything(disk: ib.Disk) -> None:
+    """Every fixable violation at once, written into the image's ext4 root by debugfs: the
+    leftovers of a build VM and the configuration the checks refuse."""
+    path, off = disk.path, disk.root_offset
+    ib.put_file(path, off, "/root/.bash_history", "apt-get install nginx\n", mode=0o600)
+    ib.put_file(path, off, "/etc/ssh/ssh_host_ed25519_key", "-----BEGIN OPENSSH-----\n",
+                mode=0o600)
+    ib.put_file(path, off, "/etc/hostname", "builder-vm\n")
+    ib.put_file(path, off, "/etc/resolv.conf", "nameserver 10.0.0.2\n")
+    ib.put_file(path, off, "/etc/machine-id", "0123456789abcdef0123456789abcdef\n", mode=0o444)
+    ib.put_file(path, off, "/etc/udev/rules.d/70-persistent-net.rules", "NAME=\"eth0\"\n")
+    ib.put_file(path, off, "/root/.ssh/authorized_keys", "ssh-ed25519 AAAA builder\n",
+                mode=0o600)
+    ib.edit_file(path, off, "/etc/shadow", lambda t: "\n".join(
+        "root:$6$salt$hash:19000:0:99999:7:::" if ln.startswith("root:") else ln
+        for ln in t.split("\n")))
+    ib.edit_file(path, off, "/etc/ssh/sshd_config", lambda t: "ClientAliveInterval 0\n" + t)
+    ib.edit_file(path, off, "/etc/default/grub", lambda t: t + (
+        'GRUB_CMDLINE_LINUX="libata.atapi_enabled=0"\n'))
+    ib.edit_file(path, off, "/boot/grub/grub.cfg", lambda t: t.replace(
+        "console=ttyS0", "libata.atapi_enabled=0"))
+    ib.edit_file(path, off, "/etc/waagent.conf", lambda t: t.replace(
+        "Provisioning.DeleteRootPassword=y", "Provisioning.DeleteRootPassword=n"))
+    with tempfile.TemporaryDirectory() as work:
+        swap = Path(work) / "swapfile"
+        swap.write_bytes(b"\0" * (1 << 20))
+        subprocess.run(["mkswap", str(swap)], capture_output=True, check=True)
+        ib.put_file(path, off, "/swapfile", swap.read_bytes(), mode=0o600)
+    ib.edit_file(path, off, "/etc/fstab", lambda t: t + "/swapfile none swap sw 0 0\n")
+
+
+FIXABLE = [*FIXED, "LINUX-SSH-CLIENT-ALIVE", "LINUX-KERNEL-CMDLINE",
+           "LINUX-KERNEL-CMDLINE-FORBIDDEN", "LINUX-NO-SWAP", "LINUX-NO-DEFAULT-ACCOUNTS"]
+
+
+@pytest.mark.parametrize("profile", ["azure-2015", "azure-current"])
+def test_every_fixable_violation_at_once(tmp_path: Path, profile: str) -> None:
+    disk = ib.compliant_copy(tmp_path / "generalize-img.raw")
+    break_everything(disk)
+    vhd = ib.to_vhd(disk, tmp_path / "generalize-img.vhd", method="vmimage")
+    before = failing(vhd, *FIXABLE)
+    assert before >= set(FIXABLE) - {"LINUX-HOSTNAME-RESET", "LINUX-CLOUD-INIT-CLEAN",
+                                     "LINUX-DHCP-LEASES-REMOVED", "LINUX-UDEV-PERSISTENT-NET",
+                                     "LINUX-AGENT-AUTOUPDATE", "LINUX-AGENT-REGENERATE-HOSTKEYS"}
+    done = vmimage("generalize", vhd, "--yes", "--profile", profile, "-f", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert set(FIXABLE) - {"LINUX-DHCP"} <= {f["check_id"] for f in result["checks"]}
+    assert result["verdict"] == "pass", [f for f in result["checks"] if f["status"] != "pass"]
+    proc = vmimage("check", vhd, "--profile", profile, "--format", "json")
+    statuses = {f["check_id"]: f["status"] for f in json.loads(proc.stdout)["findings"]}
+    assert {i: statuses[i] for i in FIXABLE if statuses[i] not in ("pass", "skip")} == {}
+    assert not attached(vhd)
