@@ -23,6 +23,7 @@ import pytest
 
 from tests import imagebuild as ib
 from tests.test_generalize import FIXED, dirty, vmimage
+from vmimage.disk.sparse import data_extents, is_zero
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="loop mounts need root")]
@@ -37,21 +38,14 @@ def digest(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         fd = fh.fileno()
-        size = os.fstat(fd).st_size
-        pos = 0
-        while pos < size:
-            try:
-                data = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:
-                break
-            hole = os.lseek(fd, data, os.SEEK_HOLE)
-            block = data - data % MiB
-            while block < hole:
+        block = 0  # the next MiB block not yet hashed (two extents may share one)
+        for start, length in data_extents(fd, 0, os.fstat(fd).st_size):
+            block = max(block, start - start % MiB)
+            while block < start + length:
                 chunk = os.pread(fd, MiB, block)
-                if chunk.count(0) != len(chunk):
+                if not is_zero(chunk):
                     h.update(f"{block}:".encode() + chunk)
                 block += MiB
-            pos = max(hole, block)
     return h.hexdigest(), os.stat(path).st_mtime_ns
 
 

@@ -105,8 +105,7 @@ def _require(target: str) -> None:
 
 
 def _may_change(target: str) -> None:
-    """Refuse a target that must not be changed in place."""
-    _require(target)
+    """Refuse a target that must not be changed in place (it exists: :func:`_require`)."""
     refuse_unwritable(target)
     if is_image(target):
         refuse_in_use(target)

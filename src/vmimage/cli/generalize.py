@@ -78,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if args.fmt == "json":
         import json
 
-        print(json.dumps({"plan": [a.to_dict() for a in result.plan.actions],
+        # "checks" here are the findings of the checks run, not the IDs the plan claims
+        print(json.dumps({**result.plan.to_dict(),
                           "done": [a.to_dict() for a in result.done],
-                          "warnings": [w.__dict__ for w in result.plan.warnings],
                           "checks": None if result.report is None else
                           [f.to_dict() for f in result.report.findings],
                           "verdict": None if result.report is None else result.report.verdict},
@@ -110,9 +110,7 @@ def _show(plan: Plan, fmt: str | None, applied: bool, stream: TextIO | None = No
     if fmt == "json":
         import json
 
-        print(json.dumps({"plan": [a.to_dict() for a in plan.actions],
-                          "warnings": [w.__dict__ for w in plan.warnings],
-                          "checks": plan.fixes}, indent=2), file=out)
+        print(json.dumps(plan.to_dict(), indent=2), file=out)
         return
     verb = "done" if applied else "planned"
     for note in plan.warnings:

@@ -14,8 +14,4 @@ OPERATION_MODULES = ("ops", "ops_config", "ops_cleanup")
 def load_operations() -> None:
     """Register every operation (the registry fills as its modules are imported)."""
     for name in OPERATION_MODULES:
-        try:
-            importlib.import_module(f"vmimage.generalize.{name}")
-        except ModuleNotFoundError as exc:  # a module still being written (issue 10)
-            if exc.name != f"vmimage.generalize.{name}":
-                raise
+        importlib.import_module(f"vmimage.generalize.{name}")

@@ -21,8 +21,12 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmimage.errors import InputError
+
+if TYPE_CHECKING:
+    from vmimage.targets.image import ImageTarget
 
 #: Filesystems the kernel mounts for us; the rest of fstab's entries are noted, not mounted.
 MOUNTABLE = frozenset({"ext2", "ext3", "ext4", "xfs", "vfat"})
@@ -83,7 +87,7 @@ def locate(path: str) -> ImageLayout:
         if "/" not in windows:
             raise InputError(path, "has no Linux root filesystem (none holds /etc/fstab or "
                                    "/etc/os-release)")
-        lvm = _LvmExtents(target)
+        lvm: dict[str, tuple[int, int] | None] | None = None  # read when an LV is met
         extents, notes = [], list(target.notes)
         notes += [f"a swap area exists ({p.name}, {p.size // 2**20} MiB): removing a partition "
                   "is not done; see vmimage checks show LINUX-NO-SWAP"
@@ -97,7 +101,9 @@ def locate(path: str) -> ImageLayout:
                              "generalized")
                 continue
             if offset is None:
-                found = lvm.extent(part.name)
+                if lvm is None:
+                    lvm = _lvm_extents(target)
+                found = lvm.get(part.name)
                 if found is None:
                     message = (f"{point} is on logical volume {part.name}, which does not lie "
                                "in one piece on one physical volume")
@@ -111,35 +117,22 @@ def locate(path: str) -> ImageLayout:
     return ImageLayout(path, tuple(extents), tuple(notes))
 
 
-class _LvmExtents:
-    """Logical volumes' places on the disk, from the physical volumes' LVM metadata."""
+def _lvm_extents(target: ImageTarget) -> dict[str, tuple[int, int] | None]:
+    """``vg/lv`` -> (offset on the disk, size) of each logical volume that lies in one piece
+    on one physical volume (None for the others), from the PVs' LVM metadata."""
+    from vmimage.targets import lvmmeta
 
-    def __init__(self, target: object) -> None:
-        self._target = target
-        self._found: dict[str, tuple[int, int] | None] | None = None
-
-    def extent(self, name: str) -> tuple[int, int] | None:
-        """(offset on the disk, size) of logical volume ``vg/lv`` if it lies in one piece."""
-        if self._found is None:
-            self._found = self._read()
-        return self._found.get(name)
-
-    def _read(self) -> dict[str, tuple[int, int] | None]:
-        from vmimage.targets import lvmmeta
-        from vmimage.targets.image import ImageTarget
-
-        assert isinstance(self._target, ImageTarget)
-        found: dict[str, tuple[int, int] | None] = {}
-        for part, offset in self._target.physical_volumes():
-            try:
-                layout = lvmmeta.read_layout(self._target.reader, offset, part.size)
-            except (OSError, ValueError):
-                continue
-            for lv in layout.lvs:
-                where = lvmmeta.linear_extent(layout, lv.name)
-                found[f"{layout.vg_name}/{lv.name}"] = (None if where is None
-                                                        else (offset + where[0], where[1]))
-        return found
+    found: dict[str, tuple[int, int] | None] = {}
+    for part, offset in target.physical_volumes():
+        try:
+            layout = lvmmeta.read_layout(target.reader, offset, part.size)
+        except (OSError, ValueError):
+            continue
+        for lv in layout.lvs:
+            where = lvmmeta.linear_extent(layout, lv.name)
+            found[f"{layout.vg_name}/{lv.name}"] = (None if where is None
+                                                    else (offset + where[0], where[1]))
+    return found
 
 
 def refuse_unwritable(path: str) -> None:

@@ -1,13 +1,15 @@
 """The operations: waagent's deprovision and the leftovers it misses (research §4.1).
 
 Each plans from what it finds and names the checks it makes pass, so ``vmimage check`` proves
-the result. Configuration fixes (waagent.conf, sshd, the kernel command line, fstab) and
-deleting the build user are the next operations to come (issue 10).
+the result. The configuration fixes are in :mod:`~vmimage.generalize.ops_config`, the build
+user and the build's other leftovers in :mod:`~vmimage.generalize.ops_cleanup`; both remove
+through :func:`remove_existing`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 
 from vmimage.facts.accounts import HISTORY_NAMES
 from vmimage.facts.network import DHCP_LEASE_GLOBS, UDEV_PERSISTENT_NET
@@ -19,9 +21,37 @@ from vmimage.generalize.rootfs import WritableRoot
 LOCKED_ROOT = "root:*LOCK*:14600::::::"  # the line waagent writes (research §4.1, action 5)
 
 
-def _remove(root: WritableRoot, op: str, paths: list[str], reason: str) -> Iterator[Action]:
+def distinct_entries(root: WritableRoot, paths: Iterable[str]) -> list[str]:
+    """The paths that exist, each directory entry once (``/var/spool/mail`` is often a link
+    to ``/var/mail``, ``/var/tmp`` may be one to ``/tmp``: one entry, two paths). An entry is
+    its directory and its name, not its inode: two hard links are two entries to remove."""
+    seen: set[tuple[int, int, str]] = set()
+    out = []
     for path in paths:
-        if root.entry(path) is not None:
+        with root.parent(path) as where:
+            if where is None:
+                continue
+            fd, name = where
+            try:
+                os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            directory = os.fstat(fd)
+        key = (directory.st_dev, directory.st_ino, name)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+def remove_existing(root: WritableRoot, op: str, paths: Iterable[str], reason: str,
+                    kinds: tuple[str, ...] = ("file", "link", "other", "dir")
+                    ) -> Iterator[Action]:
+    """A removal of each of ``paths`` that exists (as one of ``kinds``), each directory
+    entry once; shared by every operation that removes."""
+    for path in distinct_entries(root, paths):
+        entry = root.entry(path)
+        if entry is not None and entry.kind in kinds:
             yield Action(op, "remove", path, reason)
 
 
@@ -35,17 +65,17 @@ def shell_history(root: WritableRoot, options: Options) -> Iterator[Action]:
     """Histories of root and of every home directory (waagent removes root's bash history
     only; LISA fails any non-empty history)."""
     for home in _homes(root):
-        yield from _remove(root, "shell-history", [f"{home}/{n}" for n in HISTORY_NAMES],
-                           "a build session's history")
-        yield from _remove(root, "shell-history", [f"{home}/.local/share/fish/fish_history"],
-                           "a build session's history")
+        histories = [*(f"{home}/{n}" for n in HISTORY_NAMES),
+                     f"{home}/.local/share/fish/fish_history"]
+        yield from remove_existing(root, "shell-history", histories,
+                                   "a build session's history")
 
 
 @operation("ssh-hostkeys", "Remove the SSH host keys (each VM makes its own)",
            fixes=("LINUX-SSH-HOSTKEYS-ABSENT",), waagent="rm /etc/ssh/ssh_host_*key*")
 def ssh_hostkeys(root: WritableRoot, options: Options) -> Iterator[Action]:
     """Every VM from the image would share the builder's host keys."""
-    yield from _remove(root, "ssh-hostkeys", root.glob("/etc/ssh/ssh_host_*key*"),
+    yield from remove_existing(root, "ssh-hostkeys", root.glob("/etc/ssh/ssh_host_*key*"),
                        "host keys shared by every VM made from the image")
 
 
@@ -54,7 +84,7 @@ def ssh_hostkeys(root: WritableRoot, options: Options) -> Iterator[Action]:
 def dhcp_client_state(root: WritableRoot, options: Options) -> Iterator[Action]:
     """A stale lease makes the first boot ask for the builder's address."""
     for pattern in DHCP_LEASE_GLOBS:
-        yield from _remove(root, "dhcp-client-state", root.glob(pattern), "a cached lease")
+        yield from remove_existing(root, "dhcp-client-state", root.glob(pattern), "a cached lease")
 
 
 @operation("hostname", "Reset the hostname to localhost.localdomain",
@@ -117,7 +147,7 @@ def machine_id(root: WritableRoot, options: Options) -> Iterator[Action]:
            fixes=("LINUX-CLOUD-INIT-CLEAN",))
 def cloud_init_state(root: WritableRoot, options: Options) -> Iterator[Action]:
     """cloud-init would believe the first boot in Azure is not a first boot."""
-    yield from _remove(root, "cloud-init-state",
+    yield from remove_existing(root, "cloud-init-state",
                        [*root.glob("/var/lib/cloud/instances/*"), "/var/lib/cloud/instance"],
                        "the build VM's instance state")
 
@@ -126,7 +156,7 @@ def cloud_init_state(root: WritableRoot, options: Options) -> Iterator[Action]:
            fixes=("LINUX-UDEV-PERSISTENT-NET",))
 def udev_persistent_net(root: WritableRoot, options: Options) -> Iterator[Action]:
     """A rule bound to the builder's MAC renames the NIC and leaves the VM offline."""
-    yield from _remove(root, "udev-persistent-net",
+    yield from remove_existing(root, "udev-persistent-net",
                        [f"/etc/udev/rules.d/{n}" for n in UDEV_PERSISTENT_NET],
                        "names a NIC by the builder's MAC address")
 
@@ -147,10 +177,10 @@ def waagent_state(root: WritableRoot, options: Options) -> Iterator[Action]:
     """Goal state, certificates and ovf-env.xml of the build VM; and the unit that would
     restore the build VM's firewall rules at the customer's first boot (its script lived in
     /var/lib/waagent: left alone, it fails every boot)."""
-    yield from _remove(root, "waagent-state",
+    yield from remove_existing(root, "waagent-state",
                        ["/var/lib/waagent", "/var/log/azure", "/var/log/waagent.log"],
                        "the build VM's agent state")
-    yield from _remove(root, "waagent-state", list(AGENT_NETWORK_SETUP),
+    yield from remove_existing(root, "waagent-state", list(AGENT_NETWORK_SETUP),
                        "the build VM's firewall rules, restored at boot")
 
 

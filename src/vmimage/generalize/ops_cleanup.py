@@ -16,12 +16,14 @@ import fnmatch
 import os
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 from vmimage.errors import InputError
 from vmimage.facts.accounts import PASSWD, SHADOW, User, read_users
+from vmimage.generalize.ops import remove_existing
 from vmimage.generalize.plan import Action, Note, Options, operation
 from vmimage.generalize.rootfs import WritableRoot
+from vmimage.targets.paths import normalize
 
 GROUP = "/etc/group"
 GSHADOW = "/etc/gshadow"
@@ -42,37 +44,6 @@ KEPT_HOMES = frozenset({
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _distinct(root: WritableRoot, paths: Iterable[str]) -> list[str]:
-    """The paths that exist, each directory entry once (``/var/spool/mail`` is often a link
-    to ``/var/mail``, ``/var/tmp`` may be one to ``/tmp``: one entry, two paths). An entry is
-    its directory and its name, not its inode: two hard links are two entries to remove."""
-    seen: set[tuple[int, int, str]] = set()
-    out = []
-    for path in paths:
-        with root.parent(path) as where:
-            if where is None:
-                continue
-            fd, name = where
-            try:
-                os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            directory = os.fstat(fd)
-        key = (directory.st_dev, directory.st_ino, name)
-        if key not in seen:
-            seen.add(key)
-            out.append(path)
-    return out
-
-
-def _remove(root: WritableRoot, op: str, paths: Iterable[str], reason: str,
-            kinds: tuple[str, ...] = ("file", "link", "other", "dir")) -> Iterator[Action]:
-    for path in _distinct(root, paths):
-        entry = root.entry(path)
-        if entry is not None and entry.kind in kinds:
-            yield Action(op, "remove", path, reason)
 
 
 def _contents(root: WritableRoot, directory: str) -> list[str]:
@@ -117,11 +88,6 @@ def _edit_db(root: WritableRoot, op: str, path: str, edit: Edit, reason: str
         yield Action(op, "write", path, reason, "\n".join(out))
 
 
-def _normal(home: str) -> str:
-    """A home field as one absolute path (``//home/x/`` is ``/home/x``; empty is ``/``)."""
-    return posixpath.normpath("/" + home.lstrip("/"))
-
-
 def _without(members: str, name: str) -> str:
     return ",".join(m for m in members.split(",") if m != name)
 
@@ -149,11 +115,11 @@ def _refuse_system(user: User) -> None:
 def _doomed_home(root: WritableRoot, user: User, users: list[User]) -> str | Note:
     """The home directory to delete, or why it is kept: never a system directory, never one
     another account lives in, never one another user owns (as ``userdel -r``)."""
-    home = _normal(user.home)
+    home = normalize(user.home)
     if home in KEPT_HOMES:
         return Note("user-account", f"{user.name}'s home {home} is a system directory: kept")
     for other in users:
-        theirs = _normal(other.home)
+        theirs = normalize(other.home)
         if other.name != user.name and (theirs + "/").startswith(home + "/"):
             return Note("user-account", f"{user.name}'s home {home} is also {other.name}'s: "
                                         "kept")
@@ -267,10 +233,10 @@ def user_account(root: WritableRoot, options: Options) -> Iterator[Action | Note
         if entry is not None and entry.kind == "link":
             yield Note(op, f"{user.name}'s home {home} is a symbolic link: the link removed, "
                            "not what it points to")
-        yield from _remove(root, op, [home], f"{name}'s home directory")
-    yield from _remove(root, op, [f"/var/mail/{name}", f"/var/spool/mail/{name}"],
+        yield from remove_existing(root, op, [home], f"{name}'s home directory")
+    yield from remove_existing(root, op, [f"/var/mail/{name}", f"/var/spool/mail/{name}"],
                        f"{name}'s mail", ("file", "link"))
-    yield from _remove(root, op, [f"/var/spool/cron/crontabs/{name}", f"/var/spool/cron/{name}",
+    yield from remove_existing(root, op, [f"/var/spool/cron/crontabs/{name}", f"/var/spool/cron/{name}",
                                   f"/var/spool/cron/tabs/{name}"],
                        f"{name}'s crontab", ("file", "link"))
     own = _own_group(root, user, users)
@@ -316,14 +282,14 @@ def ssh_userdir(root: WritableRoot, options: Options) -> Iterator[Action | Note]
     owners: dict[str, list[str]] = {"/root": ["root"]}
     for user in users:
         if user.home:
-            owners.setdefault(_normal(user.home), []).append(user.name)
+            owners.setdefault(normalize(user.home), []).append(user.name)
     for home in root.glob("/home/*"):
         owners.setdefault(home, [])
     doomed = _doomed_by_user_account(root, options.user, users)
     candidates = {posixpath.join(home, ".ssh", n): home for home in owners for n in AUTHORIZED_KEYS
                   if doomed is None or not (home + "/").startswith(doomed + "/")}
     emptied: dict[str, None] = {}
-    for action in _remove(root, "ssh-userdir", candidates, "keys that log in to every VM",
+    for action in remove_existing(root, "ssh-userdir", candidates, "keys that log in to every VM",
                           ("file", "link", "other")):
         emptied[candidates[action.path]] = None
         yield action
@@ -391,7 +357,7 @@ PASSWD_BACKUPS = tuple(f"/etc/{n}-" for n in ("passwd", "shadow", "group", "gsha
 @operation("passwd-backups", "Remove /etc/passwd- and the other account backups")
 def passwd_backups(root: WritableRoot, options: Options) -> Iterator[Action]:
     """The backups shadow's tools leave keep the deleted build user and root's old hash."""
-    yield from _remove(root, "passwd-backups", PASSWD_BACKUPS,
+    yield from remove_existing(root, "passwd-backups", PASSWD_BACKUPS,
                        "a copy of the accounts before they were cleaned", ("file", "link"))
 
 
@@ -458,7 +424,7 @@ def logfiles(root: WritableRoot, options: Options) -> Iterator[Action]:
             yield Action("logfiles", "remove", path, "the build VM's journal")
         elif kind == "file" or (kind == "link" and not _packaged_link(root, path)):
             yield Action("logfiles", "remove", path, "a log of the build")
-    yield from _remove(root, "logfiles", INSTALLER_FILES, "an installer's leftover",
+    yield from remove_existing(root, "logfiles", INSTALLER_FILES, "an installer's leftover",
                        ("file", "link"))
 
 
@@ -471,7 +437,7 @@ def tmp_files(root: WritableRoot, options: Options) -> Iterator[Action]:
     the directories themselves stay with their mode."""
     paths = [p for d in ("/tmp", "/var/tmp") for p in _contents(root, d)
              if not p.endswith("/lost+found")]
-    yield from _remove(root, "tmp-files", paths, "a temporary file of the build")
+    yield from remove_existing(root, "tmp-files", paths, "a temporary file of the build")
 
 
 # --- package-manager-cache --------------------------------------------------------------------
@@ -487,4 +453,4 @@ def package_manager_cache(root: WritableRoot, options: Options) -> Iterator[Acti
              *[p for p in _contents(root, apt) if fnmatch.fnmatch(p, "*.bin")],
              *_contents(root, "/var/cache/yum"), *_contents(root, "/var/cache/dnf"),
              *_contents(root, "/var/cache/zypp/packages")]
-    yield from _remove(root, "package-manager-cache", paths, "a package-manager cache")
+    yield from remove_existing(root, "package-manager-cache", paths, "a package-manager cache")

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from vmimage.generalize.rootfs import Entry, OverlayTarget, WritableRoot
+from vmimage.generalize.rootfs import Entry, OverlayTarget, WritableRoot, under
+from vmimage.targets.paths import normalize
 from vmimage.targets.rootdir import RootDirTarget
 
 
@@ -42,6 +43,10 @@ class Note:
 
     operation: str
     text: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain data for ``--format json`` and the worker's answer."""
+        return {"operation": self.operation, "text": self.text}
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,11 @@ class Plan:
         """The check IDs the chosen operations claim, to run after applying."""
         return sorted({c for op in self.operations for c in op.fixes})
 
+    def to_dict(self) -> dict[str, object]:
+        """The actions, the warnings and the checks claimed, for ``--format json``."""
+        return {"plan": [a.to_dict() for a in self.actions],
+                "warnings": [w.to_dict() for w in self.warnings], "checks": self.fixes}
+
 
 class PlannedRoot(WritableRoot):
     """The root as it will be once the actions planned so far are applied.
@@ -124,16 +134,12 @@ class PlannedRoot(WritableRoot):
 
     def record(self, action: Action) -> None:
         """Take a planned action into account for the reads that follow."""
-        path = _normal(action.path)
+        path = normalize(action.path)
         if action.kind == "remove":
             self.removed.add(path)
-            self.written = {p: a for p, a in self.written.items()
-                            if p != path and not p.startswith(path + "/")}
+            self.written = {p: a for p, a in self.written.items() if not under(p, {path})}
         else:
             self.written[path] = action
-
-    def _gone(self, path: str) -> bool:
-        return any(path == r or path.startswith(r + "/") for r in self.removed)
 
     def target(self, writes: dict[str, str] | None = None) -> RootDirTarget:
         """The facts' view of the root with what is planned so far, then ``writes``."""
@@ -142,23 +148,19 @@ class PlannedRoot(WritableRoot):
 
     def entry(self, path: str) -> Entry | None:
         """What will be at ``path``."""
-        path = _normal(path)
+        path = normalize(path)
         if path in self.written:
             action = self.written[path]
             raw = (action.content or "").encode("utf-8", errors="surrogateescape")
             return Entry("file", len(raw), action.mode if action.mode is not None else 0o644)
-        return None if self._gone(path) else super().entry(path)
+        return None if under(path, self.removed) else super().entry(path)
 
     def read_text(self, path: str, limit: int = 1 << 20) -> str | None:
         """What ``path`` will hold."""
-        path = _normal(path)
+        path = normalize(path)
         if path in self.written:
             return (self.written[path].content or "")[:limit]
-        return None if self._gone(path) else super().read_text(path, limit)
-
-
-def _normal(path: str) -> str:
-    return "/" + "/".join(p for p in path.split("/") if p not in ("", "."))
+        return None if under(path, self.removed) else super().read_text(path, limit)
 
 
 def make_plan(root: WritableRoot, chosen: list[Operation], options: Options = NO_OPTIONS

@@ -264,6 +264,12 @@ def _rmtree_at(parent: int, name: str) -> None:
     os.rmdir(name, dir_fd=parent)
 
 
+def under(path: str, tops: set[str]) -> bool:
+    """``path`` is one of ``tops`` or inside one (all normalized absolute paths): what a
+    planned removal of ``tops`` takes with it."""
+    return any(path == top or path.startswith(top.rstrip("/") + "/") for top in tops)
+
+
 class OverlayTarget(RootDirTarget):
     """A root directory read as it will be once planned writes and removals are done."""
 
@@ -272,16 +278,13 @@ class OverlayTarget(RootDirTarget):
         self.writes = {normalize(p): t for p, t in writes.items()}
         self.removed = {normalize(p) for p in removed}
 
-    def _planned(self, path: str) -> str | None:
+    def _planned(self, path: str) -> str:
         """``path`` (or, failing that, where it resolves) as the plan knows it."""
         key = normalize(path)
-        if key not in self.writes and not self._gone(key):
+        if key not in self.writes and not under(key, self.removed):
             with contextlib.suppress(OSError):
                 key = self.resolve(path)
         return key
-
-    def _gone(self, key: str) -> bool:
-        return any(key == r or key.startswith(r + "/") for r in self.removed)
 
     def read_bytes(self, path: str, limit: int | None = None, *,
                    max_size: int = BYTES_MAX) -> bytes:
@@ -290,6 +293,6 @@ class OverlayTarget(RootDirTarget):
         if key in self.writes:
             data = self.writes[key].encode("utf-8", "surrogateescape")
             return data if limit is None else data[:limit]
-        if key is not None and self._gone(key):
+        if under(key, self.removed):
             raise FileNotFoundError(2, "No such file or directory (removed by the plan)", path)
         return super().read_bytes(path, limit, max_size=max_size)

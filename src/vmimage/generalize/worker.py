@@ -120,19 +120,14 @@ def work(raw: dict[str, Any]) -> dict[str, Any]:
     superblock). Only when there is work is the image mounted for writing, in this same
     worker (a second process would cost more than a second mount).
     """
-    from vmimage.generalize.plan import OPERATIONS, Options, Plan, apply, make_plan
+    from vmimage.generalize.plan import OPERATIONS, Options, apply, make_plan
 
     extents = [Extent(**e) for e in raw["extents"]]
     chosen = [OPERATIONS[name] for name in raw["operations"]]
     options = Options(**raw["options"])
     notes: list[str] = []
-
-    def plan_on(top: str) -> Plan:
-        with WritableRoot(top) as root:
-            return make_plan(root, chosen, options)
-
-    with mounted(raw["image"], extents, False, notes) as top:
-        plan = plan_on(top)
+    with mounted(raw["image"], extents, False, notes) as top, WritableRoot(top) as root:
+        plan = make_plan(root, chosen, options)
     done = []
     if raw["apply"] and plan.actions:
         notes.clear()
@@ -141,7 +136,7 @@ def work(raw: dict[str, Any]) -> dict[str, Any]:
             done = apply(root, plan)
     return {"plan": [a.to_dict() for a in plan.actions],
             "warnings": [{"operation": "mount", "text": n} for n in notes]
-            + [n.__dict__ for n in plan.warnings],
+            + [n.to_dict() for n in plan.warnings],
             "done": [a.to_dict() for a in done]}
 
 
