@@ -164,20 +164,11 @@ def linux_disk(path: Path, size: int = 30 * GiB, *, gpt: bool = False, esp: bool
 
 
 def windows_disk(path: Path, size: int = 127 * GiB) -> Path:
-    """A sparse raw disk with one NTFS partition (what a Windows OS disk looks like)."""
-    with path.open("wb") as fh:
-        fh.truncate(size)
-    sh("sfdisk", "-q", "--no-reread", "--no-tell-kernel", path,
-       stdin=b"label: dos\nstart=2048, size=524288, type=7\n")
-    part = path.parent / f".{path.name}.ntfs"
-    with part.open("wb") as fh:
-        fh.truncate(256 * MiB)
-    try:
-        sh("mkfs.ntfs", "-q", "-F", "-f", part)
-        _place(part, path, 2048 * 512)
-    finally:
-        part.unlink()
-    return path
+    """A sparse raw Windows Server OS disk (System Reserved + C: holding Windows and its
+    registry hives), as tests.winimage builds it: an NTFS volume alone is a data disk."""
+    from tests import winimage
+
+    return winimage.build_windows(path, winimage.WinSpec(size=size), vhd=False)
 
 
 def _place(src: Path, disk: Path, offset: int) -> None:

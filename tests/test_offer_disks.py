@@ -83,6 +83,7 @@ def test_probe_reads_what_check_reads(disks: Path) -> None:
     assert linux.virtual_size == 30 * GiB
     windows = probe_disk(disks / "windows.raw")
     assert windows.family == "windows" and windows.os_id is None
+    assert windows.os_name == "Windows Server 2019 Datacenter"  # the registry's ProductName
     gen2 = probe_disk(disks / "gen2.raw")
     assert gen2.scheme == "gpt" and gen2.esp is not None
     assert gen2.uefi_loaders == ("/EFI/BOOT/BOOTX64.EFI",)
@@ -225,3 +226,14 @@ def test_efi_loaders_on_fat12_16_32(tmp_path: Path) -> None:
         data = img.read_bytes()
         assert efi_loaders(lambda off, n, d=data: d[off:off + n]) == \
             ["/EFI/BOOT/BOOTX64.EFI", "/EFI/DEBIAN/SHIMX64.EFI"], bits
+
+
+def test_an_ntfs_data_disk_is_not_a_windows_os_disk(disks: Path) -> None:
+    """OFFER-OS-FAMILY uses the family `vmimage check` detects: NTFS without Windows is data."""
+    from tests import winimage
+
+    winimage.build_ntfs_data_disk(disks / "ntfs-data.raw")
+    assert probe_disk(disks / "ntfs-data.raw").family is None
+    path = manifest(disks, "ntfs-data.raw", family="windows", os_type="windowsServer2019")
+    [f] = of(findings_of(path), "OFFER-OS-FAMILY")
+    assert f.status is Status.FAIL and "no operating system found" in f.message

@@ -177,11 +177,12 @@ def test_disk_rule_fails_on_its_case(tmp_path: Path, rule_id: str) -> None:
 def test_every_rule_has_a_real_failing_case() -> None:
     from tests.test_checks_layouts import LAYOUTS
     from tests.test_checks_linux import CASES
+    from tests.test_checks_windows import CASES as WINDOWS_CASES
     from tests.test_offer_disks import LOCAL_DISK_CASES
     from tests.test_storage_sas import BAD_URI_RULES
 
     covered = set(MANIFEST_CASES) | set(SAS_CASES) | set(DISK_CASES) | set(LOCAL_DISK_CASES)
-    covered |= {c.check_id for c in CASES}
+    covered |= {c.check_id for c in CASES} | {c.check_id for c in WINDOWS_CASES}
     covered |= {rule_id for _, failing, _ in LAYOUTS.values() for rule_id in failing}
     covered |= set(BAD_URI_RULES.values())
     registered = {m.id for m in all_rules()}

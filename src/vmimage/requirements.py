@@ -137,6 +137,8 @@ _GUIDE = (
 _CURRENT = (
     ("§1.2", "CUR-FIRST-MIB",
      "The OS disk's first MiB holds only the MBR and GPT; no partition starts before LBA 2048."),
+    ("§2.1", "CUR-WIN-RDP", "Remote Desktop is enabled and allowed through the firewall."),
+    ("§2.1", "CUR-WIN-BITLOCKER", "No volume of the OS disk is BitLocker-encrypted."),
 )
 
 # Microsoft's certification tool and Self-Test API: TestID, exact TestCaseName, rule.

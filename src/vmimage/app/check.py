@@ -2,7 +2,8 @@
 
 Fail closed (rulings): a disk in which no operating system is found is never a pass. For an
 OS role, ``check`` refuses (exit 2, with what it did find) a target with no readable root
-filesystem or no os-release, and a disk whose system is of another family than the role says;
+filesystem or no os-release (nor a Windows volume; a BitLocker-encrypted one is named), and a
+disk whose system is of another family than the role says;
 a data disk that holds an operating system is refused as well, since its role is wrong.
 """
 
@@ -17,9 +18,12 @@ from vmimage.app.catalog import profile as load_profile
 from vmimage.app.identity import disk_identity
 from vmimage.checks.context import CheckContext
 from vmimage.checks.run import run_image_rules
+from vmimage.checks.windows.bitlocker import bitlocker_partitions
 from vmimage.disk.inspect import RAW
-from vmimage.errors import InputError, UnsupportedError
+from vmimage.errors import InputError
 from vmimage.facts import Facts
+from vmimage.facts.windows.registry import read_hive
+from vmimage.facts.windows.system import SOFTWARE_HIVE, product
 from vmimage.profiles import Profile
 from vmimage.report.model import Report
 from vmimage.rules import Subject
@@ -30,7 +34,22 @@ from vmimage.units import format_size
 _log = log.get("check")
 
 
-def _system_summary(facts: Facts) -> dict[str, str]:
+def _windows_summary(target: Target) -> dict[str, str]:
+    """Product, edition, build.UBR and installation type, from the SOFTWARE hive."""
+    try:
+        prod = product(read_hive(target, SOFTWARE_HIVE))
+    except OSError as exc:  # the rules say the same, as a skip
+        return {"os": "Windows", "id": "windows", "error": str(exc)}
+    build = "" if prod.build is None else str(prod.build)
+    build += "" if prod.ubr is None or not build else f".{prod.ubr}"
+    out = {"os": prod.name or "Windows", "id": "windows", "edition": prod.edition or "",
+           "build": build, "installation_type": prod.installation_type or ""}
+    return {k: v for k, v in out.items() if v}
+
+
+def _system_summary(facts: Facts, family: str | None = "linux") -> dict[str, str]:
+    if family == "windows":
+        return _windows_summary(facts.target)
     osr = facts.os_release
     if osr is None:
         return {}
@@ -42,6 +61,11 @@ def _found(target: Target) -> str:
     layout = target.layout() if "disk" in target.capabilities else None
     if layout is None:
         return "a directory without /etc/os-release"
+    locked = bitlocker_partitions(target) or []
+    if locked:
+        names = ", ".join(p.name for p in locked)
+        return (f"BitLocker-encrypted volume(s) {names}, which cannot be read: turn BitLocker "
+                "off before capturing the image")
     if not layout.partitions:
         return f"no partition table and no filesystem ({layout.scheme})"
     parts = ", ".join(f"{p.name} {p.fs_type or 'unknown'}" for p in layout.partitions[:8])
@@ -49,12 +73,13 @@ def _found(target: Target) -> str:
 
 
 def detect_family(target: Target, facts: Facts) -> str | None:
-    """``linux`` (a readable root with os-release), ``windows`` (an NTFS volume) or None."""
+    """``linux`` (a readable root with os-release), ``windows`` (the image target found the
+    NTFS volume holding Windows' SYSTEM hive) or None. An NTFS volume alone is no system: a
+    data disk is NTFS too."""
+    if getattr(target, "os_family", None) == "windows":
+        return "windows"
     if "filesystem" in target.capabilities and facts.os_release is not None:
         return "linux"
-    layout = target.layout() if "disk" in target.capabilities else None
-    if layout is not None and any(p.fs_type == "ntfs" for p in layout.partitions):
-        return "windows"
     return None
 
 
@@ -79,8 +104,6 @@ def _require_family(spec: str, role: str, family: str | None, target: Target) ->
     if family != wanted:
         raise InputError(spec, f"holds a {family.capitalize()} system, but --role is {role}: "
                                f"use --role os-{family}")
-    if family == "windows":
-        raise UnsupportedError(spec, "Windows images cannot be checked yet")
 
 
 def _sizes(target: Target) -> int | None:
@@ -106,8 +129,9 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
             _log.info("%s: %s, %d bytes virtual", spec, disk.format_name, disk.virtual_size)
         facts = Facts(target)
         family = detect_family(target, facts)
+        summary = _system_summary(facts, family) if family else {}
         _log.info("%s: found %s", spec, _found(target) if family is None else
-                  f"{family} ({_system_summary(facts).get('os', 'no os-release')})")
+                  f"{family} ({summary.get('os', 'no os-release')})")
         _require_family(spec, role, family, target)
         ctx = CheckContext(profile=policy, role=role, disk=disk, target=target,
                            facts=facts if family else None, capabilities=target.capabilities)
@@ -123,7 +147,7 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
         return Report(tool_version=__version__, target=target.name, target_kind=kind,
                       profile=policy.name, started=started,
                       duration_s=time.perf_counter() - clock, findings=findings,
-                      system=_system_summary(facts) if family else {},
+                      system=summary,
                       bytes_read=_sizes(target), disk=disk.to_dict() if disk else None,
                       role=role, identity=disk_identity(target))
     finally:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vmimage.errors import VmimageError
 from vmimage.targets.base import Partition
+
+if TYPE_CHECKING:
+    from vmimage.targets.image import ImageTarget
 
 
 @dataclass(frozen=True)
@@ -65,24 +69,37 @@ def _probe_contents(name: str, size: int, format_name: str) -> DiskProbe:
     from vmimage.facts.osrelease import read_os_release
     from vmimage.targets.image import ImageTarget
 
+    windows_name: str | None = None
     with ImageTarget(name) as target:
         layout = target.layout()
         notes = list(layout.notes)
         release = None
-        if "filesystem" in target.capabilities:
+        if target.os_family == "linux":
             release = read_os_release(target)
-    family = None
-    if release is not None:
-        family = "linux"
-    elif any(p.fs_type == "ntfs" for p in layout.partitions):
-        family = "windows"
+        elif target.os_family == "windows":
+            windows_name = _windows_name(target, notes)
+    # The family `vmimage check` detects: os-release for Linux, the NTFS volume holding
+    # Windows\System32\config\SYSTEM for Windows (an NTFS volume alone is a data disk).
+    family = "linux" if release is not None else (
+        "windows" if target.os_family == "windows" else None)
     loaders = None
     esp = next((p for p in layout.partitions if p.type_name == "efi"), None)
     if esp is not None:
         loaders = _loaders(name, esp, notes)
     return DiskProbe(name, size, format_name, None, layout.scheme, layout.partitions, family,
                      release.id if release else None,
-                     release.pretty_name if release else None, loaders, tuple(notes))
+                     release.pretty_name if release else windows_name, loaders, tuple(notes))
+
+
+def _windows_name(target: ImageTarget, notes: list[str]) -> str | None:
+    """The registry's ProductName (``Windows Server 2022 Datacenter``), or None with a note."""
+    from vmimage.facts.windows.system import product, read_system_hives
+
+    try:
+        return product(read_system_hives(target)[1]).name
+    except (OSError, VmimageError) as exc:
+        notes.append(f"the Windows registry cannot be read: {exc}")
+        return None
 
 
 def _loaders(name: str, esp: Partition, notes: list[str]) -> tuple[str, ...] | None:

@@ -1,11 +1,13 @@
-"""One ext2/3/4, XFS or FAT filesystem, seen by in-fs paths: pyfsext, pyfsxfs, or our FAT reader.
+"""One ext2/3/4, XFS, FAT or NTFS filesystem, seen by in-fs paths: pyfsext, pyfsxfs, our FAT
+reader, or pyfsntfs behind :mod:`vmimage.targets.ntfs`.
 
 The bindings' lookups stop at symlinks (``get_file_entry_by_path`` fails through one) and
 ``get_sub_file_entry_by_name`` fails on every name in the versions we use, so the image
 target resolves links itself (:mod:`vmimage.targets.paths`) and asks this class only about
 paths whose parents are real directories. Entries are cached: resolving ``/usr/lib/x`` one
 component at a time looks up ``/usr``, ``/usr/lib``... once each. The FAT reader
-(:mod:`vmimage.targets.fat`) has the bindings' shape, so every filesystem is read the same way.
+(:mod:`vmimage.targets.fat`) and the NTFS adapter (:mod:`vmimage.targets.ntfs`, whose lookups
+ignore case as Windows does) have the bindings' shape, so every filesystem is read the same way.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class Filesystem:
             from vmimage.targets.fat import FatVolume
 
             volume = FatVolume(window.read_at, options)
+        elif fs_type == "ntfs":
+            from vmimage.targets.ntfs import NtfsVolume
+
+            volume = NtfsVolume(window)
         else:
             raise ValueError(f"{fs_type} is not readable")
         self._volume = volume
@@ -129,6 +135,17 @@ class Filesystem:
         except (*BINDING_ERRORS, ValueError) as exc:
             raise self._unreadable(exc, path) from None
 
+    def follow(self, path: str) -> str:
+        """The target to resolve a symlink through: its ``readlink``, except on NTFS, whose
+        junctions and symbolic links name a drive of the VM and are never followed
+        (:class:`UnreadableError`)."""
+        if self.fs_type == "ntfs":
+            from vmimage.targets.ntfs import NtfsVolume
+
+            assert isinstance(self._volume, NtfsVolume)
+            return self._volume.follow(path)
+        return self.readlink(path)
+
     def lstat(self, path: str) -> FileStat:
         """Mode, size, owner and modification time, not following a final symlink."""
         entry = self._existing(path)
@@ -155,12 +172,12 @@ class Filesystem:
             for index in range(count):
                 name = entry.get_sub_file_entry(index).get_name()
                 if name and name not in (".", ".."):
-                    names.append(name)
+                    names.append(name)  # a damaged index may list a name twice: set below
         except UnreadableError:
             raise
         except (*BINDING_ERRORS, ValueError) as exc:
             raise self._unreadable(exc, path) from None
-        return sorted(names)
+        return sorted(set(names))
 
     def read(self, path: str, limit: int | None = None, max_size: int = BYTES_MAX) -> bytes:
         """A regular file's content, or its first ``limit`` bytes.

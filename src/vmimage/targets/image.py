@@ -1,5 +1,9 @@
 """A disk image file as a target: its partitions, its root filesystem and fstab's mounts.
 
+A disk with no Linux root may hold Windows: the NTFS volume with
+``/Windows/System32/config/SYSTEM`` (the registry's SYSTEM hive, which every installed Windows
+has and a data disk does not) is then the target's ``/`` (:attr:`ImageTarget.os_family`).
+
 Opening reads the partition table, a few kilobytes of each partition (signatures), the LVM
 metadata, and the superblocks and ``/etc`` of the filesystems that might be the root; never a
 scan of the disk, so a 30 GiB sparse VHD opens in milliseconds. Reads go through one block
@@ -36,11 +40,14 @@ SWAP_MOUNTPOINT = "[SWAP]"  # Partition.mountpoint of a swap volume fstab names,
 UNREADABLE_ROOT = frozenset({"btrfs", "crypto_LUKS"})
 #: Filesystems opened while looking for the root: a real disk has a handful.
 MAX_ROOT_CANDIDATES = 64
+#: What makes an NTFS volume a Windows system volume; looked up case-insensitively.
+WINDOWS_MARKER = "/Windows/System32/config/SYSTEM"
 _log = get("reads")
 
 
 class ImageTarget(PathTarget):
-    """Read a Linux system from a disk image file (raw, VHD, VHDX, qcow2, VMDK), read-only."""
+    """Read a Linux or Windows system from a disk image file (raw, VHD, VHDX, qcow2, VMDK),
+    read-only."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.name = os.fspath(path)
@@ -61,6 +68,9 @@ class ImageTarget(PathTarget):
         self.notes: list[str] = []
         #: The root filesystem's /etc/fstab, parsed (empty when there is none).
         self.fstab: list[FstabEntry] = []
+        #: ``linux`` (a root with fstab or os-release), ``windows`` (the Windows volume is
+        #: ``/``) or None (nothing readable is a system: a data disk, or a damaged one).
+        self.os_family: str | None = None
         try:
             self._open()
         except BaseException:
@@ -81,8 +91,15 @@ class ImageTarget(PathTarget):
         self._index = VolumeIndex(self._volumes)
         root = self._find_root()
         if root is None:
-            self._no_root()
+            windows = self._find_windows()
+            if windows is None:
+                self._no_root()
+                return
+            self.os_family = "windows"
+            self._mounts.add(Mount("/", windows, self._filesystems[windows.part.name]))
+            self._points["/"] = windows
             return
+        self.os_family = "linux"
         self._mounts.add(Mount("/", root, self._filesystems[root.part.name]))
         self._points["/"] = root
         self._mount_fstab()
@@ -142,13 +159,48 @@ class ImageTarget(PathTarget):
                 break
         return best[1] if best else None
 
+    def _find_windows(self) -> Volume | None:
+        """The Windows system volume: the first NTFS volume holding the SYSTEM hive.
+
+        System Reserved, Recovery and data volumes are NTFS too, without it; they stay in the
+        layout, unmounted. A volume that cannot be opened is noted (``_fs``) and passed over.
+        """
+        found: list[Volume] = []
+        seen: set[tuple[int, int]] = set()
+        for volume in self._volumes:
+            where = (volume.window.offset, volume.part.size)
+            if volume.part.fs_type != "ntfs" or where in seen:
+                continue
+            seen.add(where)
+            if len(seen) > MAX_ROOT_CANDIDATES:
+                self.notes.append(f"more than {MAX_ROOT_CANDIDATES} NTFS volumes; the others "
+                                  "were not looked at")
+                break
+            fs = self._fs(volume)
+            try:
+                if fs is not None and fs.kind(WINDOWS_MARKER) == "file":
+                    found.append(volume)
+            except OSError as exc:
+                self.notes.append(f"{volume.part.name}: ntfs: {exc}")
+        if len(found) > 1:
+            self.notes.append("more than one NTFS volume holds Windows ("
+                              + ", ".join(v.part.name for v in found)
+                              + f"); {found[0].part.name} is taken for the system")
+        return found[0] if found else None
+
+    @property
+    def windows_volume(self) -> Partition | None:
+        """The partition holding Windows (mounted at ``/``), or None."""
+        return self.root_partition if self.os_family == "windows" else None
+
     def _no_root(self) -> None:
         """No readable root: refuse an image whose root we cannot read, else say so."""
         unreadable = [v.part for v in self._volumes if v.part.fs_type in UNREADABLE_ROOT]
         if unreadable:
             raise UnsupportedError(self.name, f"{unreadable[0].fs_type}: cannot read; "
                                               "vmimage reads ext2/3/4 and XFS")
-        self.notes.append("no root filesystem found (none holds /etc/fstab or /etc/os-release)")
+        self.notes.append("no root filesystem found (none holds /etc/fstab or /etc/os-release, "
+                          f"no NTFS volume holds {WINDOWS_MARKER})")
 
     def _mount_fstab(self) -> None:
         """Mount what the root's fstab names on this disk; note what cannot be mounted."""
@@ -284,11 +336,16 @@ class ImageTarget(PathTarget):
         fs, inner = self._locate(path)
         return fs.readlink(inner)
 
+    def _follow(self, path: str) -> str:
+        """What resolving goes through: the link's target; an NTFS reparse point refuses."""
+        fs, inner = self._locate(path)
+        return fs.follow(inner)
+
     def resolve(self, path: str, follow_last: bool = True) -> str:
         """The path inside the image with every symlink resolved inside the image."""
         if not self._mounts.mounts:
             raise FileNotFoundError(2, "No such file or directory (no root filesystem)", path)
-        return paths.resolve(path, self._kind, self._readlink, follow_last)
+        return paths.resolve(path, self._kind, self._follow, follow_last)
 
     def read_bytes(self, path: str, limit: int | None = None, *,
                    max_size: int = BYTES_MAX) -> bytes:
