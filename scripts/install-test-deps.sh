@@ -12,11 +12,13 @@ cd "$(dirname "$0")/.."
 # openssh-server: the sshd the sshd_config tests ask; grub-common: grub-script-check and
 # grub-editenv, the oracles of generalize's boot-config edits; binutils-mingw-w64-x86-64:
 # windres and ld for the Windows PE fixtures (srv.sys versions); libwin-hivex-perl:
-# hivexregedit for the registry hive fixtures; strace: the read-only proof;
+# hivexregedit for the registry hive fixtures; cryptsetup-bin: bitlkDump, the peer reader of
+# the BitLocker metadata tests; strace: the read-only proof;
 # chromium: the HTML report's browser test; packer: the Packer example's test.
 APT_PACKAGES=(qemu-utils fdisk e2fsprogs xfsprogs btrfs-progs zstd mmdebstrap debootstrap
               eatmydata lvm2 dosfstools mtools util-linux ntfs-3g rpm db5.3-util
-              openssh-server grub-common binutils-mingw-w64-x86-64 libwin-hivex-perl strace
+              openssh-server grub-common binutils-mingw-w64-x86-64 libwin-hivex-perl
+              cryptsetup-bin strace
               chromium packer)
 # Azurite runs on node: the distribution's nodejs and npm, unless a node is already there (a
 # nodesource nodejs brings its own npm and conflicts with the distribution's npm package).

@@ -118,6 +118,58 @@ def regf_checksum(base_block: bytes) -> int:
     return {0: 1, 0xFFFFFFFF: 0xFFFFFFFE}.get(value, value)
 
 
+# --- hand-made cells (what hivex never writes: lf, li and ri lists, big data) ------------------
+
+
+def append_cells(data: bytes, payloads: list[bytes]) -> tuple[bytes, list[int]]:
+    """The hive with a new hbin at its end holding these payloads as allocated cells, and
+    their cell offsets (from the first hbin); the base block's bins size and checksum are
+    updated, as Windows would leave them."""
+    base = bytearray(data[:4096])
+    bins_size = struct.unpack_from("<I", base, 40)[0]
+    cells, offsets = b"", []
+    for payload in payloads:
+        offsets.append(bins_size + 0x20 + len(cells))
+        cells += _cell(payload)
+    size = (0x20 + len(cells) + 4 + HBIN_SIZE - 1) // HBIN_SIZE * HBIN_SIZE
+    free = size - 0x20 - len(cells)
+    hbin = (b"hbin" + struct.pack("<IIQQI", bins_size, size, 0, _FILETIME, 0) + cells
+            + struct.pack("<i", free) + b"\0" * (free - 4))
+    struct.pack_into("<I", base, 40, bins_size + size)
+    struct.pack_into("<I", base, 508, regf_checksum(bytes(base)))
+    return bytes(base) + data[4096:4096 + bins_size] + hbin, offsets
+
+
+def pad(data: bytes, mib: int) -> bytes:
+    """The hive grown by ``mib`` MiB of 4 KiB hive bins holding one free cell each, as the
+    free space of a real hive that has lived (a patched Server's SOFTWARE is 50-100 MiB)."""
+    base = bytearray(data[:4096])
+    bins_size = struct.unpack_from("<I", base, 40)[0]
+    count = mib * 256
+    out = bytearray(data[:4096 + bins_size])
+    for index in range(count):
+        out += (b"hbin" + struct.pack("<IIQQI", bins_size + index * HBIN_SIZE, HBIN_SIZE, 0,
+                                      _FILETIME, 0)
+                + struct.pack("<i", HBIN_SIZE - 0x20) + bytes(HBIN_SIZE - 0x24))
+    struct.pack_into("<I", base, 40, bins_size + count * HBIN_SIZE)
+    struct.pack_into("<I", base, 508, regf_checksum(bytes(base)))
+    out[:4096] = base
+    return bytes(out)
+
+
+def patch_cell(data: bytes, cell: int, at: int, value: bytes) -> bytes:
+    """The hive with ``value`` written ``at`` bytes into the payload of the cell at ``cell``."""
+    out = bytearray(data)
+    start = 4096 + cell + 4 + at
+    out[start:start + len(value)] = value
+    return bytes(out)
+
+
+def cell_offset(file_offset: int) -> int:
+    """The cell offset of a cell whose signature is at ``file_offset`` (pyregf's offsets)."""
+    return file_offset - 4096 - 4
+
+
 # --- .reg text ----------------------------------------------------------------------------------
 
 

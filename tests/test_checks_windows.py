@@ -4,6 +4,7 @@ fails (:data:`CASES`, which tests/test_rule_cases.py counts with every other fam
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -167,33 +168,32 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, stdin=subprocess.DEVNULL, check=False)
 
 
+def _refused(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
+    """Exit 2 and one line on stderr saying ``fragment``."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+
+
 def test_ntfs_data_disk_is_told_apart_from_an_os_disk(tmp_path: Path) -> None:
     disk = build_ntfs_data_disk(tmp_path / "data.vhd", vhd=True)
     report = check_target(str(disk), "azure-current", "data")
     assert report.findings and all(f.status is Status.PASS for f in report.findings), \
         _show(report.findings)
     assert not any(f.check_id.startswith("WINDOWS-") for f in report.findings)
-    proc = _cli("check", str(disk), "--role", "os-windows")
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "no Windows operating system found" in lines[0], proc.stderr
+    _refused(_cli("check", str(disk), "--role", "os-windows"),
+             "no Windows operating system found")
 
 
 def test_windows_disk_as_data_or_linux_is_refused(image: list[Path]) -> None:
     path = windows_copy(WinSpec())
     image.append(path)
     for role in ("data", "os-linux"):
-        proc = _cli("check", str(path), "--role", role)
-        assert proc.returncode == 2, proc.stdout + proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and "--role os-windows" in lines[0], proc.stderr
+        _refused(_cli("check", str(path), "--role", role), "--role os-windows")
 
 
 def test_linux_disk_as_windows_is_refused(compliant_vhd: Path) -> None:
-    proc = _cli("check", str(compliant_vhd), "--role", "os-windows")
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--role os-linux" in lines[0], proc.stderr
+    _refused(_cli("check", str(compliant_vhd), "--role", "os-windows"), "--role os-linux")
 
 
 def test_cli_checks_a_windows_image(image: list[Path]) -> None:
@@ -202,6 +202,14 @@ def test_cli_checks_a_windows_image(image: list[Path]) -> None:
     proc = _cli("check", str(path), "--role", "os-windows", "--check", "WINDOWS-RDP-ENABLED")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS     WINDOWS-RDP-ENABLED" in proc.stdout
+    # the same command as for Linux: the family is found, and the report says which
+    whole = _cli("check", str(path), "--format", "json")
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    report = json.loads(whole.stdout)
+    assert report["target"]["role"] == "os-windows" and report["summary"]["verdict"] == "pass"
+    assert report["system"]["os"] == "Windows Server 2019 Datacenter"
+    assert {f["check_id"] for f in report["findings"]} >= {
+        "WINDOWS-GENERALIZED", "WINDOWS-RDP-ENABLED", "VHD-FIXED-FORMAT"}
     shown = _cli("checks", "show", "WINDOWS-RDP-ENABLED")
     assert shown.returncode == 0 and "Remote Desktop" in shown.stdout
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import shutil
 import struct
-import time
 
 import pyregf
 import pytest
@@ -92,10 +91,6 @@ def test_what_a_reg_file_cannot_carry_is_refused(keys):
         hives.hive(PREFIX, keys)
 
 
-def test_it_is_fast_and_deterministic():
+def test_it_is_deterministic():
     keys = {f"Key{i}\\Sub": {f"v{j}": j for j in range(20)} for i in range(50)}
-    hives.hive(PREFIX, keys)  # warm the page cache for perl and hivex
-    started = time.perf_counter()
-    first = hives.hive(PREFIX, keys)
-    assert time.perf_counter() - started < 0.5
-    assert hives.hive(PREFIX, keys) == first
+    assert hives.hive(PREFIX, keys) == hives.hive(PREFIX, keys)

@@ -253,10 +253,13 @@ def _one_line(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
 
 
 def test_cli_says_windows(disks: dict[str, Path]) -> None:
-    _one_line(_cli("check", str(disks["mbr"])), "holds a Windows system", "os-windows")
-    checked = _cli("check", str(disks["gpt"]), "--role", "os-windows")
-    assert checked.returncode in (0, 1) and "Windows" in checked.stdout, checked.stderr
-    _one_line(_cli("check", str(disks["data"])), "no Linux operating system found")
+    _one_line(_cli("check", str(disks["mbr"]), "--role", "os-linux"),
+              "holds a Windows system", "os-windows")
+    for args in (("--role", "os-windows"), ()):  # the family is found without --role
+        checked = _cli("check", str(disks["gpt"]), *args)
+        assert checked.returncode in (0, 1) and "Windows" in checked.stdout, checked.stderr
+    _one_line(_cli("check", str(disks["data"])), "no operating system found",
+              "--role data")
 
 
 # ---- reading, against ntfs-3g's tools ---------------------------------------------------

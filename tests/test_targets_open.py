@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -65,14 +64,11 @@ def big_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work / "disk.vhd"
 
 
-def test_opening_a_30_gib_vhd_reads_little_and_is_quick(big_disk: Path) -> None:
-    ImageTarget(big_disk).close()  # imports and page cache, outside the measurement
-    start = time.perf_counter()
+def test_opening_a_30_gib_vhd_reads_little(big_disk: Path) -> None:
+    """How little is read; how fast is bench/'s business (docs/benchmarks.md)."""
     with ImageTarget(big_disk) as target:
-        opened = time.perf_counter() - start
         assert target.capabilities == {"disk", "filesystem"}
         assert target.read_text("/etc/os-release").startswith("PRETTY_NAME=")
         assert target.disk_info.format == "vhd-fixed"
         assert target.layout().partitions[0].size == 30 * GiB - 2 * MiB
         assert target.bytes_read < 4 * MiB, target.bytes_read
-    assert opened < 0.5, opened  # milliseconds in practice; generous for a loaded machine

@@ -221,6 +221,12 @@ class WinSpec:
     #: Volumes whose boot sector OEM ID is "-FVE-FS-" (BitLocker): "C:", "System Reserved"
     #: (Gen1), "Recovery" (Gen2).
     bitlocker_volumes: frozenset[str] = frozenset()
+    #: Extra SOFTWARE keys (``Classes\.extNNNNNN`` with a 3 KB value; one
+    #: ``Microsoft\VendorNNNNN`` per ten): the size and fan-out of a real hive (Classes has
+    #: tens of thousands of keys, a patched Server's hive is 50-100 MiB), for the benchmark.
+    filler_keys: int = 0
+    #: MiB of free hive bins appended to SOFTWARE (``hives.pad``): a real hive's size.
+    software_padding_mib: int = 0
     #: SAM accounts (name -> (RID, disabled)); Administrator and Guest as Windows has them.
     accounts: Mapping[str, tuple[int, bool]] = field(default_factory=lambda: {
         "Administrator": (500, False), "Guest": (501, True), "DefaultAccount": (503, True)})
@@ -500,6 +506,11 @@ def _software_keys(spec: WinSpec) -> dict[str, dict[str, object]]:
         keys["Microsoft\\Windows NT\\CurrentVersion\\Schedule\\TaskCache\\Tree\\" + name] = {
             "Id": "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "task:" + name)).upper() + "}",
             "Index": 3}
+    for index in range(spec.filler_keys):
+        keys[f"Classes\\.ext{index:06d}"] = {"": f"file{index}",
+                                              "Blob": bytes([index % 251]) * 3000}
+        if index % 10 == 0:
+            keys[f"Microsoft\\Vendor{index // 10:05d}"] = {"Data": bytes(2000)}
     return keys
 
 
@@ -535,6 +546,8 @@ def _hive_bytes(spec: WinSpec) -> dict[str, bytes]:
     out = {}
     for name, (prefix, keys) in base.items():
         out[name] = bytes(hv.hive(prefix, _merge(keys, spec.registry.get(name, {}))))
+    if spec.software_padding_mib:
+        out["SOFTWARE"] = bytes(hv.pad(out["SOFTWARE"], spec.software_padding_mib))
     out["NTUSER.DAT"] = bytes(hv.hive("HKEY_USERS\\DefaultUser", {
         "Control Panel\\Desktop": {"WallPaper": ""}}))
     return out

@@ -1,4 +1,4 @@
-"""Stubs for the parts of pyregf (libregf) that vmimage calls."""
+"""Stubs for the parts of pyregf (libregf) that the tests call: the oracle of our regf reader."""
 
 from typing import Protocol
 

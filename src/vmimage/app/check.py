@@ -72,6 +72,10 @@ def _found(target: Target) -> str:
     return f"{layout.scheme} with {parts}"
 
 
+#: The role of whichever operating system the disk holds.
+AUTO = "auto"
+
+
 def detect_family(target: Target, facts: Facts) -> str | None:
     """``linux`` (a readable root with os-release), ``windows`` (the image target found the
     NTFS volume holding Windows' SYSTEM hive) or None. An NTFS volume alone is no system: a
@@ -97,6 +101,11 @@ def _require_family(spec: str, role: str, family: str | None, target: Target) ->
             raise InputError(spec, f"holds a {family.capitalize()} operating system, not data: "
                                    f"check it with --role os-{family}")
         return
+    if role == AUTO:
+        if family is None:
+            raise InputError(spec, f"no operating system found ({_found(target)}): nothing "
+                                   "to certify (a data disk: --role data)")
+        return
     wanted = role.removeprefix("os-")
     if family is None:
         raise InputError(spec, f"no {wanted.capitalize()} operating system found "
@@ -112,7 +121,9 @@ def _sizes(target: Target) -> int | None:
 
 def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
                  only: Iterable[str] | None = None) -> Report:
-    """Run the rules that fit ``role`` on ``spec`` (an image file or a root directory).
+    """Run the rules that fit ``role`` on ``spec`` (an image file or a root directory);
+    ``auto`` is the OS role of the system found (Linux or Windows), as a user expects
+    ``vmimage check IMAGE`` to certify whatever image it is given.
 
     Raises:
         InputError: the target cannot be opened, holds no operating system for an OS role
@@ -133,6 +144,7 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
         _log.info("%s: found %s", spec, _found(target) if family is None else
                   f"{family} ({summary.get('os', 'no os-release')})")
         _require_family(spec, role, family, target)
+        role = f"os-{family}" if role == AUTO else role
         ctx = CheckContext(profile=policy, role=role, disk=disk, target=target,
                            facts=facts if family else None, capabilities=target.capabilities)
         try:

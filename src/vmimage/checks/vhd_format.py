@@ -110,7 +110,7 @@ def role_size(ctx: CheckContext) -> Outcome:
 
 @rule(subject="disk",
        id="VHD-SPARSE", title="The VHD file is sparse", severity=Severity.WARNING,
-       covers=("LNX-OS-SIZE", "WIN-OS-SIZE", "DSK-DATA"), os="any",
+       covers=_ALL_DISKS, os="any",
        remediation="Make a sparse copy: vmimage vhd convert IN OUT.vhd writes only the data, or "
                    "run fallocate --dig-holes FILE.")
 def sparse(ctx: CheckContext) -> Outcome:

@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("target", metavar="TARGET",
                    help="disk image (raw, VHD, VHDX, qcow2, VMDK) or a directory holding a "
                         "root filesystem")
-    p.add_argument("--role", choices=ROLES, default="os-linux",
-                   help="what the disk is for (default os-linux)")
+    p.add_argument("--role", choices=("auto", *ROLES), default="auto",
+                   help="what the disk is for (default auto: the OS role of the Linux or "
+                        "Windows system found; a data disk needs --role data)")
     p.add_argument("--check", dest="only", metavar="ID", action="append",
                    help="run only this check ID (repeatable)")
     add_report_options(p)

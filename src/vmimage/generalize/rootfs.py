@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vmimage.errors import InputError
-from vmimage.targets.base import BYTES_MAX
+from vmimage.targets.base import BYTES_MAX, PathTarget
 from vmimage.targets.paths import normalize
 from vmimage.targets.rootdir import RootDirTarget
 
@@ -296,3 +296,7 @@ class OverlayTarget(RootDirTarget):
         if under(key, self.removed):
             raise FileNotFoundError(2, "No such file or directory (removed by the plan)", path)
         return super().read_bytes(path, limit, max_size=max_size)
+
+    def read_at(self, path: str, offset: int, size: int) -> bytes:
+        """Parts read as :meth:`read_bytes` reads the whole: the plan's view."""
+        return PathTarget.read_at(self, path, offset, size)

@@ -158,6 +158,12 @@ class Target(Protocol):
         (:class:`UnreadableError`) when over ``max_size``."""
         ...
 
+    def read_at(self, path: str, offset: int, size: int) -> bytes:
+        """At most ``size`` bytes of a regular file from ``offset`` (fewer at its end): what
+        reads a large file by parts (a 100 MiB registry hive of which a lookup needs a few
+        cells) without reading all of it."""
+        ...
+
     def read_text(self, path: str, max_size: int = TEXT_MAX) -> str:
         """The file decoded as UTF-8, undecodable bytes replaced; refused over ``max_size``."""
         ...
@@ -207,6 +213,13 @@ class PathTarget:
         """The file's content: its first ``limit`` bytes when given, else all of it, refused
         (:class:`UnreadableError`) when over ``max_size``."""
         raise NotImplementedError
+
+    def read_at(self, path: str, offset: int, size: int) -> bytes:
+        """At most ``size`` bytes from ``offset``; this fallback reads the file up to there
+        (a target whose files can be read at an offset says so by overriding it)."""
+        if offset < 0 or size < 0:
+            raise ValueError("negative offset or size")
+        return self.read_bytes(path, offset + size)[offset:]
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
         """Mode, size, owner and time of the path."""

@@ -179,13 +179,8 @@ class Filesystem:
             raise self._unreadable(exc, path) from None
         return sorted(set(names))
 
-    def read(self, path: str, limit: int | None = None, max_size: int = BYTES_MAX) -> bytes:
-        """A regular file's content, or its first ``limit`` bytes.
-
-        Without ``limit`` a file over ``max_size`` is refused before anything is read: the
-        size is the inode's claim (1 TB in a 64 MiB image), and the binding would try to
-        allocate all of it. FIFOs, sockets and device nodes hold no content: refused.
-        """
+    def _regular(self, path: str) -> tuple[_Entry, int]:
+        """A regular file's entry and size; FIFOs, sockets and device nodes hold no content."""
         entry = self._existing(path)
         mode = self._mode(entry, path)
         if stat_module.S_ISDIR(mode):
@@ -193,16 +188,34 @@ class Filesystem:
         if not stat_module.S_ISREG(mode):
             raise not_regular(path, mode)
         try:
-            size = int(entry.get_size())
+            return entry, int(entry.get_size())
         except (*BINDING_ERRORS, ValueError) as exc:
             raise self._unreadable(exc, path) from None
+
+    def _read_entry(self, entry: _Entry, path: str, size: int, offset: int) -> bytes:
+        try:
+            return bytes(entry.read_buffer_at_offset(size, offset)) if size > 0 else b""
+        except (*BINDING_ERRORS, ValueError) as exc:
+            raise self._unreadable(exc, path) from None
+
+    def read(self, path: str, limit: int | None = None, max_size: int = BYTES_MAX) -> bytes:
+        """A regular file's content, or its first ``limit`` bytes.
+
+        Without ``limit`` a file over ``max_size`` is refused before anything is read: the
+        size is the inode's claim (1 TB in a 64 MiB image), and the binding would try to
+        allocate all of it.
+        """
+        entry, size = self._regular(path)
         if limit is None and size > max_size:
             raise too_large(path, size, max_size)
-        size = size if limit is None else min(size, max(limit, 0))
-        try:
-            return bytes(entry.read_buffer_at_offset(size, 0)) if size > 0 else b""
-        except (*BINDING_ERRORS, ValueError) as exc:
-            raise self._unreadable(exc, path) from None
+        return self._read_entry(entry, path, size if limit is None else min(size, max(limit, 0)), 0)
+
+    def read_at(self, path: str, offset: int, size: int) -> bytes:
+        """At most ``size`` bytes of a regular file from ``offset``: only those are read."""
+        if offset < 0 or size < 0:
+            raise ValueError("negative offset or size")
+        entry, length = self._regular(path)
+        return self._read_entry(entry, path, min(size, max(length - offset, 0)), offset)
 
     def close(self) -> None:
         """Close the binding's volume."""

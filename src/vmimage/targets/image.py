@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 
 from vmimage.disk.inspect import DiskInfo, open_disk
@@ -131,6 +132,21 @@ class ImageTarget(PathTarget):
             return 3
         return 2 if has_release else 1
 
+    def _candidates(self, types: Collection[str], what: str) -> Iterator[Volume]:
+        """The volumes of these filesystem types, each filesystem once (a hostile table may
+        list one behind many entries), at most :data:`MAX_ROOT_CANDIDATES` (noted beyond)."""
+        seen: set[tuple[int, int, str]] = set()
+        for volume in self._volumes:
+            where = (volume.window.offset, volume.part.size, volume.part.uuid)
+            if volume.part.fs_type not in types or where in seen:
+                continue
+            seen.add(where)
+            if len(seen) > MAX_ROOT_CANDIDATES:
+                self.notes.append(f"more than {MAX_ROOT_CANDIDATES} {what}; the others were "
+                                  "not looked at")
+                return
+            yield volume
+
     def _find_root(self) -> Volume | None:
         """The root filesystem: the one with /etc/fstab and /etc/os-release.
 
@@ -138,19 +154,7 @@ class ImageTarget(PathTarget):
         copied onto a data partition must not be taken for the system.
         """
         best: tuple[int, Volume] | None = None
-        seen: set[tuple[int, int, str]] = set()
-        for volume in self._volumes:
-            if volume.part.fs_type not in ROOT_TYPES:
-                continue
-            # the same filesystem behind many entries of a hostile table is looked at once
-            where = (volume.window.offset, volume.part.size, volume.part.uuid)
-            if where in seen:
-                continue
-            seen.add(where)
-            if len(seen) > MAX_ROOT_CANDIDATES:
-                self.notes.append(f"more than {MAX_ROOT_CANDIDATES} filesystems could be the "
-                                  "root; the others were not looked at")
-                break
+        for volume in self._candidates(ROOT_TYPES, "filesystems could be the root"):
             fs = self._fs(volume)
             score = self._root_score(volume, fs) if fs else 0
             if score and (best is None or score > best[0]):
@@ -166,16 +170,7 @@ class ImageTarget(PathTarget):
         layout, unmounted. A volume that cannot be opened is noted (``_fs``) and passed over.
         """
         found: list[Volume] = []
-        seen: set[tuple[int, int]] = set()
-        for volume in self._volumes:
-            where = (volume.window.offset, volume.part.size)
-            if volume.part.fs_type != "ntfs" or where in seen:
-                continue
-            seen.add(where)
-            if len(seen) > MAX_ROOT_CANDIDATES:
-                self.notes.append(f"more than {MAX_ROOT_CANDIDATES} NTFS volumes; the others "
-                                  "were not looked at")
-                break
+        for volume in self._candidates(frozenset({"ntfs"}), "NTFS volumes"):
             fs = self._fs(volume)
             try:
                 if fs is not None and fs.kind(WINDOWS_MARKER) == "file":
@@ -357,6 +352,15 @@ class ImageTarget(PathTarget):
             if debugging(_log):
                 _log.debug("file %s: %d bytes", path, len(data))
             return data
+        except UnreadableError as exc:
+            raise UnreadableError(path, exc.problem, exc.errno or errno.EIO) from None
+
+    def read_at(self, path: str, offset: int, size: int) -> bytes:
+        """At most ``size`` bytes of a regular file from ``offset``, only those read from the
+        image (a registry lookup reads a few cells of a 100 MiB hive)."""
+        fs, inner = self._locate(self.resolve(path))
+        try:
+            return fs.read_at(inner, offset, size)
         except UnreadableError as exc:
             raise UnreadableError(path, exc.problem, exc.errno or errno.EIO) from None
 

@@ -20,9 +20,10 @@ content is the default stream. pyfsntfs has no POSIX modes or owners; we give di
 from __future__ import annotations
 
 import errno
-import importlib
 import stat as stat_module
-from typing import Protocol, cast
+from typing import cast
+
+import pyfsntfs
 
 from vmimage.disk.sources import FileWindow
 from vmimage.targets.base import UnreadableError
@@ -41,49 +42,22 @@ _FILETIME_EPOCH = 116_444_736_000_000_000
 _ERRORS = (OSError, OverflowError, MemoryError, IndexError, ValueError, RecursionError)
 
 
-class _Attribute(Protocol):
-    def get_tag(self) -> int: ...
-    def get_substitute_name(self) -> str | None: ...
+def _reparse(raw: pyfsntfs.file_entry) -> pyfsntfs.reparse_point_attribute | None:
+    """The entry's ``$REPARSE_POINT`` attribute, when its flags say it has one.
 
-
-class _RawEntry(Protocol):
-    def get_name(self) -> str | None: ...
-    def get_size(self) -> int: ...
-    def get_file_attribute_flags(self) -> int | None: ...
-    def get_file_reference(self) -> int: ...
-    def has_directory_entries_index(self) -> bool: ...
-    def has_i30_entry(self) -> bool: ...
-    def get_i30_file_reference(self) -> int: ...
-    def get_modification_time_as_integer(self) -> int | None: ...
-    def get_symbolic_link_target(self) -> str | None: ...
-    def get_number_of_attributes(self) -> int: ...
-    def get_attribute(self, index: int) -> object: ...
-    def get_number_of_sub_file_entries(self) -> int: ...
-    def get_sub_file_entry(self, index: int) -> _RawEntry: ...
-    def read_buffer_at_offset(self, size: int, offset: int) -> bytes: ...
-
-
-class _RawVolume(Protocol):
-    def open_file_object(self, file_object: FileWindow) -> None: ...
-    def get_name(self) -> str | None: ...
-    def get_serial_number(self) -> int: ...
-    def get_root_directory(self) -> _RawEntry: ...
-    def get_file_entry_by_path(self, path: str) -> _RawEntry | None: ...
-    def close(self) -> None: ...
-
-
-def _reparse(raw: _RawEntry) -> _Attribute | None:
-    """The entry's ``$REPARSE_POINT`` attribute, when its flags say it has one."""
+    Found by its methods, not ``isinstance``: pyfsntfs (20260827) binds its module name
+    ``reparse_point_attribute`` to the base ``attribute`` type, so every attribute would match.
+    """
     if not (raw.get_file_attribute_flags() or 0) & REPARSE_POINT:
         return None
     for index in range(min(raw.get_number_of_attributes(), 64)):
         attribute = raw.get_attribute(index)
         if hasattr(attribute, "get_tag") and hasattr(attribute, "get_substitute_name"):
-            return cast(_Attribute, attribute)
+            return cast(pyfsntfs.reparse_point_attribute, attribute)
     return None
 
 
-def _check_record(raw: _RawEntry) -> None:
+def _check_record(raw: pyfsntfs.file_entry) -> None:
     """Refuse an entry whose MFT record is damaged. libfsntfs does not: for a record that
     fails its checks it hands back record 0 ($MFT) under the directory's name, so the record
     the directory index names must be the one we got, and have its standard information."""
@@ -95,7 +69,7 @@ def _check_record(raw: _RawEntry) -> None:
         raise OSError(errno.EIO, "damaged MFT record: no $STANDARD_INFORMATION")
 
 
-def _listed(raw: _RawEntry, in_root: bool) -> bool:
+def _listed(raw: pyfsntfs.file_entry, in_root: bool) -> bool:
     """Whether a directory entry is listed: not a metadata file of the root, and not a name
     Linux's ntfs-3g can write but Windows cannot open (``a:b`` is a stream to Windows)."""
     name = raw.get_name() or ""
@@ -108,11 +82,11 @@ class NtfsEntry:
     """A file, directory or reparse point of the volume, with the methods of a pyfsext
     ``file_entry`` that :class:`~vmimage.targets.filesystems.Filesystem` calls."""
 
-    def __init__(self, raw: _RawEntry, is_root: bool = False) -> None:
+    def __init__(self, raw: pyfsntfs.file_entry, is_root: bool = False) -> None:
         self._raw, self._is_root = raw, is_root
         self._mode: int | None = None
         self._link: str | None = None
-        self._children: list[_RawEntry] | None = None
+        self._children: list[pyfsntfs.file_entry] | None = None
 
     def get_name(self) -> str | None:
         """The name in the parent directory, case as stored."""
@@ -160,7 +134,7 @@ class NtfsEntry:
         """The reparse point's target as stored (``\\??\\C:\\Users\\Public``), or None."""
         return self._link if stat_module.S_ISLNK(self.get_file_mode()) else None
 
-    def _sub_entries(self) -> list[_RawEntry]:
+    def _sub_entries(self) -> list[pyfsntfs.file_entry]:
         """The directory's entries; the root's metadata files ($MFT...) left out, and names
         no lookup finds (see :func:`_listed`)."""
         if self._children is None:
@@ -191,8 +165,7 @@ class NtfsVolume:
         """Open the volume; a damaged boot sector or ``$MFT`` is an :class:`UnreadableError`
         (the window keeps its reference: libfsntfs keeps none to its file object)."""
         self.window = window
-        module = importlib.import_module("pyfsntfs")
-        self._volume = cast(_RawVolume, module.volume())
+        self._volume = pyfsntfs.volume()
         self._entries: dict[str, NtfsEntry | None] = {}
         try:
             self._volume.open_file_object(window)

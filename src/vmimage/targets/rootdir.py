@@ -6,9 +6,11 @@ inside ``/mnt/image`` means ``/mnt/image/run/...``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from vmimage.errors import InputError
@@ -69,6 +71,29 @@ class RootDirTarget(PathTarget):
         ``open()`` on a FIFO blocks forever and on a device node reads the host's device, so
         anything but a regular file is refused, and a file over ``max_size`` is too.
         """
+        with self._open_regular(path) as (fh, st):
+            want = limit if limit is not None else max_size + 1
+            if limit is None and st.st_size > max_size:
+                raise too_large(path, st.st_size, max_size)
+            data = _read_upto(fh, want, path)
+        if limit is None and len(data) > max_size:
+            raise too_large(path, len(data), max_size)
+        return data
+
+    def read_at(self, path: str, offset: int, size: int) -> bytes:
+        """At most ``size`` bytes from ``offset`` of a regular file (opened as
+        :meth:`read_bytes` opens it)."""
+        if offset < 0 or size < 0:
+            raise ValueError("negative offset or size")
+        with self._open_regular(path) as (fh, _):
+            try:
+                fh.seek(offset)
+            except OSError as exc:
+                raise unreadable(exc, path) from None
+            return _read_upto(fh, size, path)
+
+    @contextlib.contextmanager
+    def _open_regular(self, path: str) -> Iterator[tuple[io.RawIOBase, os.stat_result]]:
         host = self._real(path)
         try:
             fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -82,13 +107,7 @@ class RootDirTarget(PathTarget):
                 raise IsADirectoryError(21, "Is a directory", path)
             if not stat.S_ISREG(st.st_mode):
                 raise not_regular(path, st.st_mode)
-            want = limit if limit is not None else max_size + 1
-            if limit is None and st.st_size > max_size:
-                raise too_large(path, st.st_size, max_size)
-            data = _read_upto(fh, want, path)
-        if limit is None and len(data) > max_size:
-            raise too_large(path, len(data), max_size)
-        return data
+            yield fh, st
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
         """Stat inside the root."""

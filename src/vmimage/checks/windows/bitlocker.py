@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vmimage.checks.context import CheckContext
+from vmimage.disk.sources import FileWindow
+from vmimage.facts.windows.bitlocker import read_bitlocker
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
 from vmimage.rules import rule
 from vmimage.targets.base import Partition, Target
@@ -38,16 +40,26 @@ def bitlocker_partitions(target: Target) -> list[Partition] | None:
 def no_bitlocker(ctx: CheckContext) -> Iterator[Outcome]:
     """The boot sector of every partition, by its ``-FVE-FS-`` signature: an encrypted
     Windows volume is not even found as Windows (``vmimage check`` says so); an encrypted
-    System Reserved, EFI or recovery volume fails here."""
+    System Reserved, EFI or recovery volume fails here. The evidence adds what the volume's
+    FVE metadata says without a key (:mod:`vmimage.facts.windows.bitlocker`: cipher,
+    protectors, suspension, when and on which machine), so the reviewer knows which BitLocker
+    to turn off; the signature alone decides, since Windows treats the volume as BitLocker's
+    even when libbde cannot parse its metadata."""
     assert ctx.target is not None
     found = bitlocker_partitions(ctx.target)
     if found is None:
         yield skipped("the disk's volumes cannot be read on this target")
         return
+    reader = getattr(ctx.target, "reader", None)
+    assert reader is not None  # bitlocker_partitions read the boot sectors through it
     for part in found:
-        yield violated(f"{part.name} ({part.label or part.type_name}) is BitLocker-encrypted",
+        facts = read_bitlocker(FileWindow(reader, part.start, part.size), part.name)
+        state = " (protection suspended)" if facts.suspended else ""
+        yield violated(f"{part.name} ({part.label or part.type_name}) is BitLocker-encrypted"
+                       f"{state}",
                        Evidence(path=ctx.target.name, seen=f"{part.name} at {part.start}: "
-                                f"boot sector OEM ID {FVE_SIGNATURE.decode()}",
+                                f"boot sector OEM ID {FVE_SIGNATURE.decode()}; "
+                                f"{facts.summary()}",
                                 required="no BitLocker volume"))
     if not found:
         assert ctx.target is not None

@@ -1,24 +1,30 @@
 """The Windows registry, read offline from its hive files (``/Windows/System32/config``).
 
 Most Windows checks are registry values: whether Remote Desktop is on, the product and build,
-the pagefile (certification-research.md §2). The hives are read through libregf
-(``pyregf``) from bytes read through the Target protocol, so an image, an extracted root and
-a live system read alike. A hive is untrusted: it is read up to :data:`HIVE_MAX` bytes, every
-libregf failure becomes an :class:`UnreadableError` with libregf's own short reason, and values
-are typed here from their raw bytes so that damaged data gives ``bytes`` or None, never an
-exception.
+the pagefile (certification-research.md §2). The hives are read through the Target protocol
+by parts (:mod:`~vmimage.facts.windows.regf`: a lookup reads the cells on its way, a few
+hundred KiB of a 100 MiB ``SOFTWARE``), so an image, an extracted root and a live system read
+alike. A hive is untrusted: files over :data:`HIVE_MAX` are refused, every damaged cell
+becomes an :class:`UnreadableError` with a short reason, and values are typed here from their
+raw bytes so that damaged data gives ``bytes`` or None, never an exception.
 """
 
 from __future__ import annotations
 
-import io
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-import pyregf
-
-from vmimage.targets.base import MiB, UnreadableError
+from vmimage.facts.windows.regf import (
+    BytesFile,
+    HiveError,
+    KeyCell,
+    RangeFile,
+    Regf,
+    ValueCell,
+    upcase,
+)
+from vmimage.targets.base import MiB, UnreadableError, too_large
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,24 +32,18 @@ if TYPE_CHECKING:
     from vmimage.targets.base import Target
 
 #: A SOFTWARE hive of a fully patched Server with roles is about 100 MiB; a larger hive file is
-#: damaged or hostile, and is refused rather than read into memory.
+#: damaged or hostile, and is refused.
 HIVE_MAX = 256 * MiB
 #: Subkeys or values listed from one key: real keys have thousands at most (``Classes``).
 LIST_MAX = 100_000
+#: A value's data read at most: the largest real ones (certificates, policies) are a few MiB.
+DATA_MAX = 16 * MiB
 
 REG_NONE, REG_SZ, REG_EXPAND_SZ, REG_BINARY, REG_DWORD = 0, 1, 2, 3, 4
 REG_DWORD_BIG_ENDIAN, REG_LINK, REG_MULTI_SZ, REG_QWORD = 5, 6, 7, 11
 
 RegValue = int | str | list[str] | bytes
 T = TypeVar("T")
-
-
-def _reason(exc: BaseException) -> str:
-    """libregf's innermost useful clause (``mismatch in file header checksum ...``), short."""
-    clauses = [c.strip() for c in str(exc).split(". ") if c.strip()]
-    inner = clauses[1] if len(clauses) > 1 else (clauses[0] if clauses else type(exc).__name__)
-    text = inner.split(": ", 1)[-1] if inner.startswith("libregf_") else inner
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def _utf16(data: bytes) -> str:
@@ -89,43 +89,47 @@ class RawValue:
 class Key:
     """One registry key of a :class:`Hive`: its subkeys and values, read on demand."""
 
-    def __init__(self, hive: Hive, key: pyregf.key, parent: str | None) -> None:
+    def __init__(self, hive: Hive, cell: KeyCell, parent: str | None) -> None:
         self._hive = hive
-        self._key = key
+        self._cell = cell
         #: The key's name as stored (the root's is whatever the hive says).
-        self.name = hive.call(key.get_name) or ""
+        self.name = cell.name
         #: The key's path from the hive's root, names as stored, ``""`` for the root.
         self.path = "" if parent is None else f"{parent}\\{self.name}" if parent else self.name
 
-    def _child(self, key: pyregf.key) -> Key:
-        return Key(self._hive, key, self.path)
+    @property
+    def last_written(self) -> int:
+        """When the key last changed, as a FILETIME (100-ns ticks since 1601)."""
+        return self._cell.last_written
+
+    def _child(self, cell: KeyCell) -> Key:
+        return Key(self._hive, cell, self.path)
 
     def subkey(self, name: str) -> Key | None:
         """The direct subkey called ``name`` (case-insensitive), or None."""
-        found = self._hive.call(self._key.get_sub_key_by_name, name)
+        found = self._hive.call(self._hive.regf.subkey, self._cell, name)
         return self._child(found) if found is not None else None
 
     def subkeys(self) -> list[Key]:
         """The direct subkeys, in stored order (at most :data:`LIST_MAX`)."""
-        count = min(self._hive.call(self._key.get_number_of_sub_keys), LIST_MAX)
-        return [self._child(self._hive.call(self._key.get_sub_key, i)) for i in range(count)]
+        cells = self._hive.call(self._hive.regf.subkeys, self._cell, LIST_MAX)
+        return [self._child(cell) for cell in cells]
 
     def raw_values(self) -> list[RawValue]:
         """Every value with its type and raw data, in stored order (at most :data:`LIST_MAX`)."""
-        count = min(self._hive.call(self._key.get_number_of_values), LIST_MAX)
-        return [self._raw(self._hive.call(self._key.get_value, i)) for i in range(count)]
+        cells = self._hive.call(self._hive.regf.values, self._cell, LIST_MAX)
+        return [self._raw(cell) for cell in cells]
 
-    def _raw(self, value: pyregf.value) -> RawValue:
-        call = self._hive.call
-        data = call(value.get_data) or b""
-        if 0 < len(data) < 4:
-            data = self._hive.inline_data(call(value.get_offset), len(data))
-        return RawValue(call(value.get_name) or "", call(value.get_type), data)
+    def _raw(self, cell: ValueCell) -> RawValue:
+        return RawValue(cell.name, cell.type, self._hive.call(self._hive.regf.data, cell, DATA_MAX))
 
     def raw_value(self, name: str) -> RawValue | None:
         """The value called ``name`` (case-insensitive; ``""`` is the default value), or None."""
-        found = self._hive.call(self._key.get_value_by_name, name)
-        return self._raw(found) if found is not None else None
+        wanted = upcase(name)
+        for cell in self._hive.call(self._hive.regf.values, self._cell, LIST_MAX):
+            if upcase(cell.name) == wanted:
+                return self._raw(cell)
+        return None
 
     def value(self, name: str) -> RegValue | None:
         """The value called ``name`` typed by its registry type, or None when absent."""
@@ -143,39 +147,44 @@ class Key:
         return f"Key({self._hive.source}:{self.path or '<root>'})"
 
 
+class _TargetFile:
+    """A file of a target read by parts (what :class:`~.regf.Regf` reads through)."""
+
+    def __init__(self, target: Target, path: str) -> None:
+        self._target, self._path = target, path
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        return self._target.read_at(self._path, offset, size)
+
+
 class Hive:
-    """One hive file, opened read-only from its bytes.
+    """One hive file, opened read-only from its bytes or from a file read by parts.
 
     ``source`` names the file in errors (``/Windows/System32/config/SYSTEM``). Opening checks
-    the base block (signature, checksum) and the root key; a failure later, on a damaged cell,
-    raises :class:`UnreadableError` from the method that met it.
+    the base block (signature, checksum, sizes) and the root key; a failure later, on a damaged
+    cell, raises :class:`UnreadableError` from the method that met it.
     """
 
-    def __init__(self, data: bytes, source: str) -> None:
+    def __init__(self, data: bytes | RangeFile, source: str, size: int | None = None) -> None:
         self.source = source
-        self._data = data
-        self._file = pyregf.file()
-        self.call(self._file.open_file_object, io.BytesIO(data))
-        root = self.call(self._file.get_root_key)
-        if root is None:
-            raise UnreadableError(source, "not a registry hive: it has no root key")
-        self.root = Key(self, root, None)
+        file = BytesFile(data) if isinstance(data, bytes) else data
+        length = len(data) if isinstance(data, bytes) else size
+        if length is None:
+            raise ValueError("a hive read by parts needs its size")
+        self.regf = self.call(Regf, file, length)
+        self.root = Key(self, self.regf.root, None)
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the hive's last write did not finish (Windows would replay its logs)."""
+        return self.regf.dirty
 
     def call(self, action: Callable[..., T], *args: object) -> T:
-        """One libregf call, its failures as :class:`UnreadableError` naming the hive."""
+        """One read of the hive, its failures as :class:`UnreadableError` naming the hive."""
         try:
             return action(*args)
-        except (OSError, ValueError, TypeError, OverflowError, MemoryError) as exc:
-            raise UnreadableError(self.source, f"damaged registry hive: {_reason(exc)}") from None
-
-    def inline_data(self, offset: int, size: int) -> bytes:
-        """The data of 1 to 3 bytes that a value cell holds in its data-offset field: libregf
-        (20260526) returns the field's last bytes, Windows and hivex use its first. ``offset``
-        is the file offset of the cell's ``vk`` signature."""
-        field = self._data[offset + 8:offset + 12] if offset >= 0 else b""
-        if self._data[offset:offset + 2] != b"vk" or len(field) < 4:
-            raise UnreadableError(self.source, "damaged registry hive: a value cell is misplaced")
-        return field[:size]
+        except HiveError as exc:
+            raise UnreadableError(self.source, f"damaged registry hive: {exc}") from None
 
     def key(self, path: str) -> Key | None:
         """The key at ``path`` below the root (backslash-separated, case-insensitive; ``""``
@@ -194,9 +203,15 @@ class Hive:
 
 
 def read_hive(target: Target, path: str) -> Hive:
-    """The hive file at ``path`` in the target; ``FileNotFoundError`` when it is absent,
-    :class:`UnreadableError` when it is too large or damaged."""
-    return Hive(target.read_bytes(path, max_size=HIVE_MAX), path)
+    """The hive file at ``path`` in the target, read by parts (a lookup reads only the cells
+    on its way); ``FileNotFoundError`` when it is absent, :class:`UnreadableError` when it is
+    not a regular file, too large or damaged."""
+    info = target.stat(path)
+    if not info.is_file:
+        raise UnreadableError(path, "not a regular file")
+    if info.size > HIVE_MAX:
+        raise too_large(path, info.size, HIVE_MAX)
+    return Hive(_TargetFile(target, path), path, info.size)
 
 
 def current_control_set(system: Hive) -> str:
