@@ -9,17 +9,19 @@ cd "$(dirname "$0")/.."
 # qemu-utils: the oracle for the VHD layer (qemu-img, qemu-io); fdisk, e2fsprogs, xfsprogs,
 # btrfs-progs, dosfstools, mtools, lvm2, ntfs-3g: the disks the image tests build; zstd,
 # mmdebstrap, debootstrap, eatmydata: the Debian roots; rpm, db5.3-util: RPM databases;
-# openssh-server: the sshd the sshd_config tests ask; grub-common: grub-script-check and
+# openssh-server, openssh-client: the sshd the sshd_config tests ask and the live
+# (ssh://) tests run chrooted, and ssh-keygen; grub-common: grub-script-check and
 # grub-editenv, the oracles of generalize's boot-config edits; binutils-mingw-w64-x86-64:
 # windres and ld for the Windows PE fixtures (srv.sys versions); libwin-hivex-perl:
 # hivexregedit for the registry hive fixtures; cryptsetup-bin: bitlkDump, the peer reader of
 # the BitLocker metadata tests; strace: the read-only proof;
-# chromium: the HTML report's browser test; packer: the Packer example's test.
+# chromium: the HTML report's browser test; packer: the Packer example's test;
+# qemu-system-x86, ovmf: the VMs `vmimage vm boot` starts in tests/test_vm_boot.py.
 APT_PACKAGES=(qemu-utils fdisk e2fsprogs xfsprogs btrfs-progs zstd mmdebstrap debootstrap
               eatmydata lvm2 dosfstools mtools util-linux ntfs-3g rpm db5.3-util
-              openssh-server grub-common binutils-mingw-w64-x86-64 libwin-hivex-perl
+              openssh-server openssh-client grub-common binutils-mingw-w64-x86-64 libwin-hivex-perl
               cryptsetup-bin strace
-              chromium packer)
+              chromium packer qemu-system-x86 ovmf)
 # Azurite runs on node: the distribution's nodejs and npm, unless a node is already there (a
 # nodesource nodejs brings its own npm and conflicts with the distribution's npm package).
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)

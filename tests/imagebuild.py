@@ -1161,8 +1161,26 @@ def _mkfs_xfs(disk: Path, offset: int, size: int, fs_uuid: str, label: str,
         run(["cp", "-a", f"{tree}/.", mnt])
     finally:
         run(["umount", mnt])
+    _loop_released(part)
     sparse_copy(part, disk, dst_offset=offset, truncate=False)
     part.unlink()
+
+
+def _loop_released(image: Path, timeout: float = 30.0) -> None:
+    """Wait until no loop device holds ``image`` any more, then flush it: since Linux 5.17 a
+    loop device's autoclear after ``umount`` is asynchronous, and copying the file before the
+    device lets go of it once gave an XFS root that no reader found (a loaded CI run)."""
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True,
+                         check=False).stdout.strip():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{image}: a loop device still holds it after {timeout:.0f} s")
+        time.sleep(0.05)
+    fd = os.open(image, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _mkswap(disk: Path, vol: Volume, work: Path) -> None:

@@ -36,8 +36,9 @@ def test_a_file_is_an_image_target() -> None:
 @pytest.mark.parametrize(("spec", "error", "message"), [
     ("/nonexistent/disk.vhd", InputError, "/nonexistent/disk.vhd: no such file or directory"),
     ("/dev/null", InputError, "/dev/null: is neither a disk image file nor a directory"),
-    ("ssh://azureuser@vm.example:22", UnsupportedError,
-     "ssh://azureuser@vm.example:22: ssh targets are not supported yet"),
+    ("winrm://vm.example", UnsupportedError,
+     "winrm://vm.example: winrm targets are not supported yet"),
+    ("ssh://vm.example", InputError, "ssh://vm.example: expected ssh://USER@HOST[:PORT]"),
     ("https://account.blob.core.example/vhds/os.vhd", InputError, "unknown kind of target"),
 ])
 def test_unusable_specs(spec: str, error: type[Exception], message: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from vmimage import __version__, log
@@ -29,7 +30,10 @@ from vmimage.report.model import Report
 from vmimage.rules import Subject
 from vmimage.targets.base import Target
 from vmimage.targets.open import open_target
+from vmimage.targets.sshconnect import SshOptions
 from vmimage.units import format_size
+
+__all__ = ["AUTO", "SshOptions", "check_target", "detect_family"]
 
 _log = log.get("check")
 
@@ -120,10 +124,12 @@ def _sizes(target: Target) -> int | None:
 
 
 def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
-                 only: Iterable[str] | None = None) -> Report:
-    """Run the rules that fit ``role`` on ``spec`` (an image file or a root directory);
-    ``auto`` is the OS role of the system found (Linux or Windows), as a user expects
-    ``vmimage check IMAGE`` to certify whatever image it is given.
+                 only: Iterable[str] | None = None, ssh: SshOptions | None = None) -> Report:
+    """Run the rules that fit ``role`` on ``spec`` (an image file, a root directory, or
+    ``ssh://user@host:port``, a running VM reached with the ``ssh`` options); ``auto`` is the
+    OS role of the system found (Linux or Windows), as a user expects ``vmimage check IMAGE``
+    to certify whatever image it is given. A live target runs the same rules (the disk's skip,
+    as for a directory), with the live facts where there are some.
 
     Raises:
         InputError: the target cannot be opened, holds no operating system for an OS role
@@ -132,7 +138,11 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
     policy = load_profile(profile_name, (Subject.DISK, Subject.SYSTEM))
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    target = open_target(spec)
+    if ssh is not None and not spec.startswith("ssh://") and \
+            replace(ssh, timeout=SshOptions().timeout) != SshOptions():
+        raise InputError(spec, "--key, --password-env, --sudo, --known-hosts and "
+                               "--accept-new-host-key apply to ssh:// targets only")
+    target = open_target(spec, ssh)
     try:
         _require_disk_image(spec, target)
         disk = getattr(target, "disk_info", None)
@@ -155,9 +165,10 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
         _log.info("%d rules of role %s ran in %.2f s%s", len(findings), role,
                   time.perf_counter() - clock,
                   "" if read is None else f", {format_size(read)} of the image read")
-        kind = "image" if "disk" in target.capabilities else "directory"
+        live = "live" in target.capabilities
+        kind = "image" if "disk" in target.capabilities else "ssh" if live else "directory"
         return Report(tool_version=__version__, target=target.name, target_kind=kind,
-                      profile=policy.name, started=started,
+                      profile=policy.name, started=started, mode="live" if live else "offline",
                       duration_s=time.perf_counter() - clock, findings=findings,
                       system=summary,
                       bytes_read=_sizes(target), disk=disk.to_dict() if disk else None,

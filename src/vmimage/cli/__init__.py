@@ -28,7 +28,18 @@ docs/configuration.md. Exit codes: 0 passed, 1 a rule failed, 2 unusable input."
 
 def build_parser() -> Parser:
     """The whole command tree (every command module is thin: importing them all is cheap)."""
-    from vmimage.cli import certify, check, checks, generalize, offer, sas, submit, upload, vhd
+    from vmimage.cli import (
+        certify,
+        check,
+        checks,
+        generalize,
+        offer,
+        sas,
+        submit,
+        upload,
+        vhd,
+        vm,
+    )
     from vmimage.cli.parsing import Parser
 
     parser = Parser(prog="vmimage", description=DESCRIPTION)
@@ -49,6 +60,7 @@ def build_parser() -> Parser:
     submit.register(sub)
     certify.register(sub)
     generalize.register(sub)
+    vm.register(sub)
     completion = sub.add_parser("completion", help="print a shell completion script",
                                 description="Print a completion script: eval it, or save it "
                                             "where your shell loads completions "

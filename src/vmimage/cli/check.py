@@ -1,8 +1,10 @@
-"""``vmimage check TARGET``: certify an image or a root directory offline."""
+"""``vmimage check TARGET``: certify an image or a root directory offline, or a running VM
+over SSH (``ssh://``) with the same rules."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vmimage.cli.common import (
     add_report_options,
@@ -16,14 +18,41 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     """``vmimage check``."""
     p = command(sub, "check", run, run.__doc__)
     p.add_argument("target", metavar="TARGET",
-                   help="disk image (raw, VHD, VHDX, qcow2, VMDK) or a directory holding a "
-                        "root filesystem")
+                   help="disk image (raw, VHD, VHDX, qcow2, VMDK), a directory holding a "
+                        "root filesystem, or ssh://USER@HOST[:PORT] (a running VM)")
     p.add_argument("--role", choices=("auto", *ROLES), default="auto",
                    help="what the disk is for (default auto: the OS role of the Linux or "
                         "Windows system found; a data disk needs --role data)")
     p.add_argument("--check", dest="only", metavar="ID", action="append",
                    help="run only this check ID (repeatable)")
     add_report_options(p)
+    live = p.add_argument_group("live VM (ssh:// targets)")
+    auth = live.add_mutually_exclusive_group()
+    auth.add_argument("--key", metavar="FILE", type=Path, help="private key to log in with")
+    auth.add_argument("--password-env", metavar="VAR",
+                      help="log in with the password held in environment variable VAR (never "
+                           "given as an argument, never printed)")
+    live.add_argument("--sudo", action="store_true",
+                      help="read files and run commands as root through sudo -n (NOPASSWD)")
+    live.add_argument("--known-hosts", metavar="FILE", type=Path,
+                      help="known-hosts file to verify the VM's host key (default "
+                           "~/.ssh/known_hosts)")
+    live.add_argument("--accept-new-host-key", action="store_true",
+                      help="trust an unknown host key on first use and record it in the "
+                           "known-hosts file (a changed key is always refused)")
+    live.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
+                      help="connection and per-request timeout (default 15)")
+    boot = p.add_argument_group("first boot (--boot)")
+    boot.add_argument("--boot", action="store_true",
+                      help="also boot the image under qemu (vm boot, on a private copy), "
+                           "run the same checks on the running VM over SSH, and report both "
+                           "side by side, marking what changed after the first boot")
+    boot.add_argument("--memory", default="1G", help="the VM's memory (default 1G)")
+    boot.add_argument("--cpus", type=int, default=2, help="the VM's CPUs (default 2)")
+    boot.add_argument("--boot-timeout", type=float, default=300.0, metavar="SECONDS",
+                      help="how long to wait for SSH (default 300)")
+    boot.add_argument("--console-log", metavar="FILE",
+                      help="keep the VM's serial console in FILE")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +61,32 @@ def run(args: argparse.Namespace) -> int:
     Exit 0 if nothing failed, 1 if a rule failed (or warned, with --fail-on warning), 2 if
     TARGET cannot be used or holds no operating system for an OS role.
     """
-    from vmimage.app.check import check_target
+    from vmimage.app.check import SshOptions, check_target
 
+    if args.boot:
+        return _run_booted(args)
+    ssh = SshOptions(key=args.key, password_env=args.password_env, sudo=args.sudo,
+                     known_hosts=args.known_hosts,
+                     accept_new_host_key=args.accept_new_host_key, timeout=args.timeout)
     return run_report(args, lambda profile: check_target(args.target, profile, args.role,
-                                                         args.only))
+                                                         args.only, ssh))
+
+
+def _run_booted(args: argparse.Namespace) -> int:
+    """``check IMAGE --boot``: the offline and first-boot reports in one."""
+    from vmimage.app.bootcheck import BootCheckOptions, check_booted
+    from vmimage.errors import InputError
+
+    if args.target.startswith("ssh://") or args.key or args.password_env or args.sudo:
+        raise InputError("--boot", "boots a disk image and logs in itself: give an image, "
+                                   "without ssh:// or its login options")
+    from vmimage.app.vm import BootFailed
+    from vmimage.cli.vm import boot_failed
+
+    options = BootCheckOptions(memory=args.memory, cpus=args.cpus, timeout=args.boot_timeout,
+                               console_log=args.console_log)
+    try:
+        return run_report(args, lambda profile: check_booted(args.target, profile, args.role,
+                                                             args.only, options))
+    except BootFailed as exc:
+        return boot_failed(exc)

@@ -2,7 +2,9 @@
 
 Each fact is read lazily (a check that is skipped costs nothing) and cached (ten checks that
 need the package list read the dpkg status file once). Facts read only through the Target
-protocol, so they are the same offline, on a root directory, and live.
+protocol, so they are the same offline, on a root directory, and live; on a live target the
+facts that the running system can tell itself (:mod:`vmimage.facts.live`) come from it, and
+win over the files (that is what a live check is for: what changed at first boot).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class Facts:
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        if "live" in target.capabilities:
+            from vmimage.facts.live import warm
+
+            warm(target)
 
     def read_text_or_none(self, path: str) -> str | None:
         """A file's text, or None when it is absent (or a directory)."""
@@ -46,23 +52,30 @@ class Facts:
     @cached_property
     def packages(self) -> PackageDb:
         """Installed packages from dpkg or the RPM database."""
+        from vmimage.facts import live
         from vmimage.facts.packages import read_packages
 
-        return read_packages(self.target)
+        return live.packages(self.target) or read_packages(self.target)
 
     @cached_property
     def sshd(self) -> SshdConfig:
         """sshd's effective configuration (Include-aware, first value wins)."""
-        from vmimage.facts.sshd import read_sshd_config
+        from vmimage.facts import live
+        from vmimage.facts.sshd import read_sshd_config, with_effective
 
-        return read_sshd_config(self.target)
+        config = read_sshd_config(self.target)
+        effective = live.sshd_effective(self.target)
+        return config if effective is None else with_effective(config, effective)
 
     @cached_property
     def kernel_cmdlines(self) -> list[KernelCmdline]:
-        """Kernel command lines from the boot loader configuration, the default entry first."""
+        """Kernel command lines from the boot loader configuration, the default entry first;
+        live, the one the running kernel was booted with (``/proc/cmdline``)."""
+        from vmimage.facts import live
         from vmimage.facts.bootcfg import read_kernel_cmdlines
 
-        return read_kernel_cmdlines(self.target)
+        running = live.cmdline(self.target)
+        return [running] if running is not None else read_kernel_cmdlines(self.target)
 
     @cached_property
     def users(self) -> list[User]:
@@ -87,10 +100,20 @@ class Facts:
 
     @cached_property
     def swap_sources(self) -> list[SwapSource]:
-        """Every place that would create swap at boot, other than swap partitions."""
+        """Every place that would create swap at boot, other than swap partitions; live, the
+        swap in use (``/proc/swaps``), whatever made it."""
+        from vmimage.facts import live
         from vmimage.facts.swap import swap_sources
 
-        return swap_sources(self.target)
+        active = live.swaps(self.target)
+        return active if active is not None else swap_sources(self.target)
+
+    @cached_property
+    def machine(self) -> str | None:
+        """``uname -m`` of a live target; None offline (the ELF headers tell it there)."""
+        from vmimage.facts import live
+
+        return live.machine(self.target)
 
     @cached_property
     def fstab(self) -> list[FstabEntry]:

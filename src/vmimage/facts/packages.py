@@ -107,7 +107,7 @@ def _stanza(fields: dict[str, list[str]], start: int) -> _Stanza:
     return _Stanza({k: "\n".join(v) for k, v in fields.items()}, start)
 
 
-def _is_installed(status: str) -> bool:
+def is_installed(status: str) -> bool:
     """The third word of dpkg's Status is the state; only ``installed`` means the files are there.
 
     The first word (``install``, ``hold``, ``deinstall``) is only the wanted selection: a held
@@ -126,7 +126,7 @@ def _dpkg_records(text: str, source: str) -> dict[str, InstalledPackage | None]:
         if not name:
             continue
         pkg = None
-        if _is_installed(stanza.fields.get("status", "")):
+        if is_installed(stanza.fields.get("status", "")):
             pkg = InstalledPackage(name, stanza.fields.get("version", ""),
                                    stanza.fields.get("architecture", ""), "dpkg",
                                    stanza.line, source)

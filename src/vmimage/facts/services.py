@@ -64,6 +64,13 @@ def _unit_file(target: Target, unit: str) -> str | None:
     return None
 
 
+def unit_file_exists(target: Target, unit: str) -> bool:
+    """Whether a unit file (or its mask) of ``unit`` is in one of systemd's directories: a
+    unit without one is unknown to ``systemctl`` too, and need not be asked about."""
+    return any(_is_link(target, f"{d}/{unit}") or target.exists(f"{d}/{unit}")
+               for d in UNIT_DIRS)
+
+
 def _real_name(target: Target, path: str) -> str:
     """An alias symlink's target name (``sshd.service`` -> ``ssh.service``)."""
     seen = 0
@@ -122,6 +129,18 @@ def _systemd(target: Target, unit: str) -> ServiceState | None:
                         f"{path}: no symlink in {ETC}/*.wants or *.requires", path)
 
 
+#: The units of the SSH server and of the Azure Linux agent, by distribution.
+SSH_UNITS = ("ssh.service", "sshd.service")
+AGENT_UNITS = ("walinuxagent.service", "waagent.service")
+#: Every unit a check asks ``systemctl is-enabled`` about: a live target asks them all in one
+#: go (:func:`vmimage.facts.live.warm`).
+ASKED_UNITS = (*SSH_UNITS, *AGENT_UNITS, "networking.service", "NetworkManager.service",
+               "systemd-networkd.service", "network.service", "wicked.service",
+               "firewalld.service", "netfilter-persistent.service",
+               "iptables-persistent.service", "iptables.service", "ip6tables.service",
+               "nftables.service", "cloud-init.service")
+
+
 def _sysv(target: Target, unit: str) -> ServiceState | None:
     name = unit.removesuffix(".service")
     script = f"/etc/init.d/{name}"
@@ -134,9 +153,31 @@ def _sysv(target: Target, unit: str) -> ServiceState | None:
                         f"{script}: no S?? link in /etc/rc[2-5].d", script)
 
 
+def _live_state(target: Target, units: list[str]) -> ServiceState | None:
+    """What ``systemctl is-enabled`` says of the first unit it knows (live targets only)."""
+    from vmimage.facts import live
+
+    for unit in units:
+        state = live.unit_state(target, unit)
+        if state is None:
+            continue
+        files = _systemd(target, unit)
+        path = files.path if files is not None else None
+        enabled = state in ("enabled", "enabled-runtime", "alias")
+        masked = state.startswith("masked")
+        return ServiceState(unit, not masked or path is not None, enabled, masked,
+                            f"systemctl is-enabled {unit}: {state}", path)
+    return None
+
+
 def service_state(target: Target, *names: str) -> ServiceState:
-    """The first of several candidate names that is installed (``ssh.service``, ``sshd``...)."""
+    """The first of several candidate names that is installed (``ssh.service``, ``sshd``...);
+    on a live target, as ``systemctl is-enabled`` says it when systemd knows the unit."""
     units = [n if "." in n else f"{n}.service" for n in names]
+    if "live" in target.capabilities:
+        running = _live_state(target, units)
+        if running is not None:
+            return running
     masked_only: ServiceState | None = None
     for unit in units:
         state = _systemd(target, unit)

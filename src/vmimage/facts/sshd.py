@@ -238,3 +238,30 @@ def read_sshd_config(target: Target, path: str = MAIN) -> SshdConfig:
     reader.read(path, 0, _Pass(active=True), _Pass(active=False, match_only=True))
     return SshdConfig(tuple(reader.settings), tuple(reader.files), bool(reader.files), path,
                       tuple(reader.problems))
+
+
+#: Where a value that only ``sshd -T`` gave is said to come from.
+SSHD_T = "sshd -T"
+
+
+def with_effective(config: SshdConfig, effective: dict[str, str]) -> SshdConfig:
+    """The configuration read from the files, where ``sshd -T`` (a live VM's sshd reading its
+    own files) disagrees on a keyword the files set: sshd's value goes first, so ``get``
+    answers what sshd really uses (evidence ``sshd -T``), and the file lines stay for
+    :meth:`SshdConfig.in_main_file`. A keyword the files do not set is left unset: ``sshd
+    -T`` prints every default, and "not set" is what the rules judge there."""
+    first: list[SshdSetting] = []
+    for setting in config.settings:
+        keyword = setting.keyword.lower()
+        seen = effective.get(keyword)
+        chosen = config.get(setting.keyword)
+        if seen is None or chosen is not setting or any(s.keyword.lower() == keyword
+                                                        for s in first):
+            continue
+        if seen.lower() != " ".join(setting.value.split()).lower():
+            first.append(SshdSetting(setting.keyword, seen, SSHD_T, 0,
+                                     match_all=setting.match_all))
+    if not first:
+        return config
+    return SshdConfig((*first, *config.settings), config.files, config.exists, config.main,
+                      config.problems)

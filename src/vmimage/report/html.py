@@ -14,6 +14,7 @@ import re
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from vmimage.report import compare
 from vmimage.report.model import TOOL_URL, Report, identity_rows
 from vmimage.requirements import REQUIREMENTS
 from vmimage.textsafe import printable
@@ -87,7 +88,19 @@ def render_html(report: Report, *, only_failed: bool = False) -> str:
                       if rid in REQUIREMENTS},
         disk=disk,
         tool_url=TOOL_URL,
+        **_first_boot(report),
     )
+
+
+def _first_boot(report: Report) -> dict[str, object]:
+    """``check --boot``: the side-by-side rows, how many changed, and the first-boot findings
+    of the changed checks."""
+    if report.first_boot is None:
+        return {"boot_rows": [], "boot_changed": 0, "boot_findings": []}
+    table = compare.rows(report.findings, report.first_boot.findings)
+    changed = {r.check_id for r in table if r.changed}
+    return {"boot_rows": table, "boot_changed": len(changed),
+            "boot_findings": [f for f in report.first_boot.listed() if f.check_id in changed]}
 
 
 def _identity(report: Report) -> list[tuple[str, str]]:

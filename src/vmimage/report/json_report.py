@@ -10,6 +10,7 @@ import json
 from importlib import resources
 
 from vmimage.findings import Finding
+from vmimage.report.compare import rows
 from vmimage.report.model import TOOL_NAME, Report, severity_of
 from vmimage.requirements import REQUIREMENTS
 
@@ -24,6 +25,22 @@ def to_dict(report: Report, *, only_failed: bool = False) -> dict[str, object]:
     warnings only, waived or not; ``summary`` still counts every finding and says
     ``only_failed``, so a program never takes the short list for the whole run.
     """
+    data = _base(report, only_failed)
+    if report.notes:
+        data["notes"] = list(report.notes)
+    if report.first_boot is not None:
+        live = _base(report.first_boot, only_failed)
+        data["first_boot"] = {k: live[k] for k in _FIRST_BOOT_KEYS}
+        data["changed_after_first_boot"] = [r.to_dict() for r in
+                                            rows(report.findings, report.first_boot.findings)]
+    return data
+
+
+#: What the first-boot run adds (its tool, profile and requirements are the report's own).
+_FIRST_BOOT_KEYS = ("target", "mode", "started", "duration_s", "system", "summary", "findings")
+
+
+def _base(report: Report, only_failed: bool) -> dict[str, object]:
     return {
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,

@@ -52,16 +52,28 @@ class Report:
     #: How the target was examined: ``offline`` (an image or a directory) or ``live``.
     mode: str = "offline"
     identity: dict[str, str] = field(default_factory=dict)
+    #: ``check --boot``: the same rules on the VM booted from the image (a live report).
+    first_boot: Report | None = None
+    #: What was done to examine the target that a reader must know (a VM booted, a user and
+    #: key written into a private copy, never into the image).
+    notes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing failed (warnings and waived failures allowed), 1 when a check failed."""
-        return worst_exit_code(self.findings)
+        """0 when nothing failed (warnings and waived failures allowed), 1 when a check failed,
+        offline or after the first boot."""
+        after = self.first_boot.exit_code if self.first_boot is not None else 0
+        return max(worst_exit_code(self.findings), after)
 
     @property
     def failed_ids(self) -> list[str]:
-        """The rules that failed and were not waived, by ID: what the summaries name."""
-        return sorted({f.check_id for f in self.findings if f.failing})
+        """The rules that failed and were not waived, by ID: what the summaries name (those
+        that failed only after the first boot marked so)."""
+        ids = {f.check_id for f in self.findings if f.failing}
+        if self.first_boot is not None:
+            ids |= {f"{cid} (after first boot)" for cid in self.first_boot.failed_ids
+                    if cid not in ids}
+        return sorted(ids)
 
     @property
     def waived_ids(self) -> list[str]:
@@ -74,8 +86,12 @@ class Report:
 
         A waived rule blocks nothing whether it was examined or not, so its skip is not one.
         """
-        return sorted({f.check_id for f in self.findings
-                       if f.status is Status.SKIP and f.blocking and f.waiver is None})
+        skipped = {f.check_id for f in self.findings
+                   if f.status is Status.SKIP and f.blocking and f.waiver is None}
+        if self.first_boot is not None:  # examined on the running VM: examined
+            seen = {f.check_id for f in self.first_boot.findings if f.status is not Status.SKIP}
+            skipped -= seen
+        return sorted(skipped)
 
     @property
     def verdict(self) -> str:
@@ -100,7 +116,7 @@ class Report:
         also = f"; {len(waived)} waived ({', '.join(waived)})" if waived else ""
         if self.verdict == "fail":
             ids = self.failed_ids
-            return (f"FAILS vmimage's {self.mode} checks for {self.profile}: {len(ids)} "
+            return (f"FAILS vmimage's {self.checks_name} for {self.profile}: {len(ids)} "
                     f"rule{'s' if len(ids) != 1 else ''} failed ({', '.join(ids)}){also}")
         skipped = self.skipped_blocking
         if self.verdict == "incomplete":
@@ -114,9 +130,16 @@ class Report:
         skip = f", {c['skip']} non-blocking rule{'s' if c['skip'] != 1 else ''} skipped" \
             if c["skip"] else ""
         waive = f", {len(waived)} waived ({', '.join(waived)})" if waived else ""
-        return (f"PASSES vmimage's {self.mode} checks for {self.profile}: {c['pass']} rules "
+        return (f"PASSES vmimage's {self.checks_name} for {self.profile}: {c['pass']} rules "
                 f"passed{warn}{waive}{skip}. Partner Center's certification stays the final "
                 "gate.")
+
+    @property
+    def checks_name(self) -> str:
+        """``offline checks``, ``live checks``, or for ``check --boot`` both runs."""
+        if self.first_boot is not None:
+            return f"{self.mode} and first-boot checks"
+        return f"{self.mode} checks"
 
     @property
     def counts(self) -> dict[str, int]:

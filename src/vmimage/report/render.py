@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from vmimage.errors import InputError
 from vmimage.report import FORMATS
+from vmimage.report.compare import rows
 from vmimage.report.console import finding_lines, findings_table
 from vmimage.report.model import Report, identity_rows
 from vmimage.textsafe import printable
@@ -61,8 +62,10 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
         left = len(report.findings) - len(listed)
         head.append(f"only failures and warnings listed; {left} other finding"
                     f"{'s' if left != 1 else ''} left out")
+    boot = first_boot_lines(report, only_failed)
     if not color:
-        lines = [*head, "", *finding_lines(listed), "", report.counts_line, report.verdict_line]
+        lines = [*head, "", *finding_lines(listed), *boot, "", report.counts_line,
+                 report.verdict_line]
         return "\n".join(lines) + "\n"
     if width is None:
         width = shutil.get_terminal_size((160, 24)).columns
@@ -72,9 +75,36 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
     for line in head:
         out.print(line, markup=False)
     out.print(findings_table(listed, "findings"))
+    for line in boot:
+        out.print(line, markup=False)
     out.print(report.counts_line, markup=False)
     out.print(verdict(report))
     return buffer.getvalue()
+
+
+def first_boot_lines(report: Report, only_failed: bool = False) -> list[str]:
+    """``check --boot``: every check offline and after the first boot side by side, the
+    changed ones first and marked ``*``, then the first-boot findings of the changed checks
+    (with ``only_failed``, the table keeps the changed checks and the failures only)."""
+    live = report.first_boot
+    if live is None:
+        return []
+    table = rows(report.findings, live.findings)
+    shown = [r for r in table if not only_failed or r.changed or "fail" in (r.offline, r.live)]
+    width = max([len(r.check_id) for r in shown] + [5])
+    changed = [r for r in table if r.changed]
+    lines = ["", f"first boot: {printable(live.target)}, checked in {live.duration_s:.2f} s",
+             *(f"  {printable(n)}" for n in report.notes),
+             f"  {'check':{width}}  {'offline':8} after first boot"]
+    lines += [f"{'*' if r.changed else ' '} {r.check_id:{width}}  {r.offline:8} {r.live}"
+              for r in shown]
+    if not changed:
+        lines.append("no check changed after the first boot")
+        return lines
+    lines += ["", f"changed after the first boot ({len(changed)}):"]
+    ids = {r.check_id for r in changed}
+    lines += finding_lines([f for f in live.listed() if f.check_id in ids])
+    return lines
 
 
 def _header(report: Report) -> list[str]:

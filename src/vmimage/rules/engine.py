@@ -29,7 +29,11 @@ CAPABILITY_MISSING = {
     "live": "needs a running VM (ssh:// or winrm://); this target is offline",
     "network": "needs the network (not tried: --offline)",
     "local-disks": "needs the local disk files (not opened)",
+    "at-rest": "judges the image as captured; a running VM has made its own at first boot "
+               "(checked offline)",
 }
+#: Satisfied by every target that is not ``live``: the system as it was captured, not running.
+AT_REST = "at-rest"
 _log = get("rules")
 #: At most this many messages are joined into one finding's message; the evidence keeps all.
 MAX_MESSAGES = 8
@@ -53,7 +57,8 @@ def effective_severity(meta: RuleMeta, profile: Profile) -> Severity:
 
 
 def _outcomes(meta: RuleMeta, ctx: RuleContext) -> list[Outcome]:
-    missing = sorted(meta.needs - ctx.capabilities)
+    served = ctx.capabilities if "live" in ctx.capabilities else ctx.capabilities | {AT_REST}
+    missing = sorted(meta.needs - served)
     if missing:
         return [Outcome(Status.SKIP, CAPABILITY_MISSING[missing[0]])]
     try:

@@ -37,7 +37,7 @@ class Subject(StrEnum):
 
 
 #: Capabilities a rule may need; the engine skips (with the reason) when the target lacks one.
-CAPABILITIES = frozenset({"disk", "filesystem", "live", "network", "local-disks"})
+CAPABILITIES = frozenset({"disk", "filesystem", "live", "network", "local-disks", "at-rest"})
 OS_FAMILIES = frozenset({"linux", "windows", "any"})
 #: Disk roles; a disk or system rule says which roles it judges (others never see it).
 ROLES = frozenset({"os-linux", "os-windows", "data"})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno as errno_module
 import stat as stat_module
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from vmimage.errors import InputError
 
@@ -195,6 +195,60 @@ class Target(Protocol):
     def close(self) -> None:
         """Release files and connections."""
         ...
+
+
+class CommandResult(NamedTuple):
+    """What a command run on a live target gave: its exit status (-1 when it was killed or
+    timed out) and its output, each cut at the caller's bound."""
+
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        """Exit status 0."""
+        return self.exit_status == 0
+
+    def text(self) -> str:
+        """The standard output decoded as UTF-8, undecodable bytes replaced."""
+        return self.stdout.decode("utf-8", "replace")
+
+
+#: What a live command may print before it is cut (``dpkg-query -W`` of a big system is ~100 KiB).
+RUN_OUTPUT_MAX = 16 * MiB
+
+
+@runtime_checkable
+class LiveTarget(Target, Protocol):
+    """A running system: a :class:`Target` that can also run a command (``live`` capability).
+
+    Facts that have a live source (``/proc/swaps``, ``sshd -T``, ``systemctl is-enabled``)
+    ask for it with :func:`live` and fall back to the files when it is None, so the facts
+    layer never knows how the command travels (SSH, WinRM).
+    """
+
+    #: The account the session is logged in as (the one the VM was deployed with).
+    login_user: str
+
+    def run(self, argv: list[str], *, timeout: float = 30.0,
+            max_output: int = RUN_OUTPUT_MAX) -> CommandResult:
+        """Run ``argv`` (no shell: each argument quoted as is), as root when the target was
+        opened with sudo; a command that outlives ``timeout`` is killed (exit -1)."""
+        ...
+
+    def prefetch(self, commands: list[list[str]], *, timeout: float = 60.0) -> None:
+        """Run these commands at once, in one remote shell, so that :meth:`run` answers them
+        from what they printed: each round trip (and each ``sudo``) costs the VM a fraction
+        of a second, and the facts ask for a dozen commands. Their stderr is not kept."""
+        ...
+
+
+def live(target: Target) -> LiveTarget | None:
+    """The target as a live one when it says ``live`` and can run commands, else None."""
+    if "live" in target.capabilities and isinstance(target, LiveTarget):
+        return target
+    return None
 
 
 class PathTarget:

@@ -9,7 +9,7 @@ from vmimage.checks.context import CheckContext
 from vmimage.facts.accounts import HISTORY_NAMES, User
 from vmimage.findings import Evidence, Outcome, Severity, passed, violated
 from vmimage.rules import rule
-from vmimage.targets.base import UnreadableError
+from vmimage.targets.base import UnreadableError, live
 
 #: The stub cloud images put in root's authorized_keys to refuse root logins (LISA allows it).
 _ROOT_REFUSAL_STUB = "Please login as the user"
@@ -60,7 +60,12 @@ def no_default_accounts(ctx: CheckContext) -> Iterator[Outcome]:
     """An account that is the same on every VM is a back door (LISA, certification policy)."""
     assert ctx.target is not None
     found = False
+    running = live(ctx.target)
+    # on a running VM, the account it was deployed with is the customer's, not baked in
+    deployed = running.login_user if running is not None else None
     for user in ctx.system.users:
+        if user.name == deployed:
+            continue
         if user.name != "root" and (user.has_usable_password or user.empty_password):
             found = True
             kind = "an empty password" if user.empty_password else "a usable password"
@@ -74,7 +79,8 @@ def no_default_accounts(ctx: CheckContext) -> Iterator[Outcome]:
                 yield violated(f"user {user.name} has SSH keys in {keys}",
                                Evidence(path=keys, seen="authorized key(s)", required="none"))
     if not found:
-        yield passed("no account has a password or authorized_keys")
+        but = f" (but {deployed}, the account the VM was deployed with)" if deployed else ""
+        yield passed(f"no account has a password or authorized_keys{but}")
 
 
 def _authorized_keys(ctx: CheckContext, user: User) -> list[str]:

@@ -5,15 +5,13 @@ from __future__ import annotations
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import is_file
 from vmimage.facts.packages import InstalledPackage
-from vmimage.facts.services import service_state
+from vmimage.facts.services import AGENT_UNITS, service_state
 from vmimage.facts.versions import upstream_version, version_at_least
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
 from vmimage.rules import rule
 
 #: Debian calls the agent waagent; other distributions walinuxagent or WALinuxAgent (rulings).
 AGENT_PACKAGES = ("waagent", "walinuxagent", "WALinuxAgent")
-AGENT_UNITS = ("walinuxagent.service", "waagent.service")
-
 
 def agent_package(ctx: CheckContext) -> InstalledPackage | None:
     """The installed agent package, whatever the distribution names it."""

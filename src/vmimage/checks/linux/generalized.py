@@ -12,7 +12,7 @@ from vmimage.targets.base import UnreadableError
        covers=("LNX-GENERALIZED",),
        remediation="Truncate /etc/machine-id (`: > /etc/machine-id`) and delete "
                    "/var/lib/dbus/machine-id; systemd writes a fresh one on first boot.",
-       needs=("filesystem",))
+       needs=("filesystem", "at-rest"))
 def machine_id_empty(ctx: CheckContext) -> Outcome:
     """Every VM from an image with a machine-id shares it: DHCP client IDs and journald clash."""
     assert ctx.target is not None
@@ -32,7 +32,7 @@ def machine_id_empty(ctx: CheckContext) -> Outcome:
 @rule(id="LINUX-CLOUD-INIT-CLEAN", title="No cloud-init instance state",
        severity=Severity.WARNING, covers=("LNX-GENERALIZED",),
        remediation="Run `cloud-init clean --logs` before capturing the image.",
-       needs=("filesystem",))
+       needs=("filesystem", "at-rest"))
 def cloud_init_clean(ctx: CheckContext) -> Outcome:
     """Left-over instance state makes cloud-init skip provisioning on the customer's VM."""
     assert ctx.target is not None

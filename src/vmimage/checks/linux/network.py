@@ -161,7 +161,7 @@ def dhcp(ctx: CheckContext) -> Outcome:
        severity=Severity.FAIL, covers=("LNX-NET-CUSTOM", "LNX-GENERALIZED"),
        remediation="Delete /etc/resolv.conf as the last step (waagent -deprovision does); a "
                    "symlink into /run, written at boot, is fine.",
-       needs=("filesystem",))
+       needs=("filesystem", "at-rest"))
 def resolv_conf_removed(ctx: CheckContext) -> Outcome:
     """A baked-in resolver points every customer's VM at the builder's DNS servers."""
     assert ctx.target is not None
@@ -189,7 +189,7 @@ def resolv_conf_removed(ctx: CheckContext) -> Outcome:
 @rule(id="LINUX-DHCP-LEASES-REMOVED", title="No cached DHCP leases",
        severity=Severity.FAIL, covers=("LNX-GENERALIZED",),
        remediation="Delete the DHCP client's lease files (waagent -deprovision does).",
-       needs=("filesystem",))
+       needs=("filesystem", "at-rest"))
 def dhcp_leases_removed(ctx: CheckContext) -> Outcome:
     """A stale lease makes the first boot ask for the builder's address."""
     assert ctx.target is not None
@@ -206,7 +206,7 @@ def dhcp_leases_removed(ctx: CheckContext) -> Outcome:
 @rule(id="LINUX-HOSTNAME-RESET", title="The hostname is reset to localhost",
        severity=Severity.WARNING, covers=("LNX-GENERALIZED",),
        remediation="Write localhost.localdomain to /etc/hostname (waagent -deprovision does).",
-       needs=("filesystem",))
+       needs=("filesystem", "at-rest"))
 def hostname_reset(ctx: CheckContext) -> Outcome:
     """Azure sets the customer's hostname at provisioning; a builder's name leaks otherwise."""
     assert ctx.target is not None

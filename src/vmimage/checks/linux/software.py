@@ -19,8 +19,14 @@ _ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
        remediation="Build the image from a 64-bit (x86_64 or arm64) distribution.",
        needs=("filesystem",))
 def arch_64bit(ctx: CheckContext) -> Outcome:
-    """Read offline from the ELF header of /bin/sh, what `uname -m` would say live."""
+    """`uname -m` live; offline, read from the ELF header of /bin/sh (what it would say)."""
     assert ctx.target is not None
+    running = ctx.system.machine
+    if running is not None:
+        ev = Evidence(path="uname -m", seen=running, required="x86_64,amd64 or aarch64,arm64")
+        if running in ("x86_64", "aarch64", "arm64", "amd64"):
+            return passed(f"{running} (64-bit)", ev)
+        return violated(f"uname -m says {running}: not a 64-bit x86_64 or arm64 system", ev)
     for path in ("/bin/sh", "/usr/bin/env", "/sbin/init"):
         try:
             head = ctx.target.read_bytes(path, 64)

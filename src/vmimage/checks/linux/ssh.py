@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import is_file
-from vmimage.facts.services import service_state
+from vmimage.facts.services import SSH_UNITS, service_state
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
 from vmimage.rules import rule
-
-SSH_UNITS = ("ssh.service", "sshd.service")
 
 
 def _sshd_installed(ctx: CheckContext) -> bool:
@@ -76,7 +74,7 @@ def ssh_client_alive(ctx: CheckContext) -> Outcome:
        severity=Severity.FAIL, covers=("LNX-SSH-HOSTKEYS", "LNX-GENERALIZED"),
        remediation="Delete /etc/ssh/ssh_host_*key* as the last step (waagent -deprovision does "
                    "when Provisioning.RegenerateSshHostKeyPair=y).",
-       needs=("filesystem",))
+       needs=("filesystem", "at-rest"))
 def ssh_hostkeys_absent(ctx: CheckContext) -> Outcome:
     """Shared host keys let one customer's VM impersonate another's."""
     assert ctx.target is not None

@@ -1,0 +1,201 @@
+"""Bootable copies of the compliant Debian disk, for the tests that boot a real VM.
+
+``tests.imagebuild`` builds a compliant disk with a kernel, an initramfs and grub.cfg, but
+nothing in the MBR: ``grub-install`` wants a block device. Here a copy is made bootable the
+way grub-install would make it, by hand (0.2 s):
+
+- a GRUB core image made with ``grub-mkimage -O i386-pc`` from the image's own GRUB modules
+  (its ``/usr/lib/grub/i386-pc``), with an early config that finds the root by UUID, is
+  written into the MBR gap (sector 1 on: boot.img's default next sector), and ``boot.img``'s
+  first 440 bytes into the MBR (the disk signature and the partition table stay);
+- ``rootdelay=300``, which the guide requires, makes Debian's initramfs sleep 300 s
+  unconditionally: a small newc cpio holding an ``/init`` without that sleep is appended to
+  the initrd (later members of a concatenated initramfs win). ``/proc/cmdline`` still shows
+  ``rootdelay=300``, so the image stays what it was, only faster to boot;
+- the ``panic`` variant adds ``rdinit=/nonexistent`` to grub.cfg's kernel lines (and drops
+  ``rootdelay=300``, which the kernel itself would sleep on before mounting): the kernel then
+  mounts the root itself, cannot (``root=UUID=`` needs the initramfs), and panics within
+  seconds: the fail-fast test's image.
+
+Results are cached beside the compliant disk, built once under a lock, keyed by the compliant
+disk's key and this file's text. Read only: boot them through an overlay (``vm boot`` does).
+Command line: ``python3 -m tests.bootimage [normal|panic]`` prints the path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests import imagebuild as ib
+
+VARIANTS = ("normal", "panic", "swap")
+_INIT_SLEEP = re.compile(r'^(\s*)ROOTDELAY="\$\{x#rootdelay=\}"$', re.M)
+
+
+def _key() -> str:
+    text = Path(__file__).read_bytes()
+    return hashlib.sha256(ib.compliant_key().encode() + text).hexdigest()[:16]
+
+
+def newc(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """A newc (``cpio -H newc``) archive of regular files ``(name, mode, data)``."""
+    out = bytearray()
+    for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], start=1):
+        raw = name.encode() + b"\0"
+        fields = [ino if name != "TRAILER!!!" else 0, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0,
+                  len(raw), 0]
+        out += b"070701" + b"".join(b"%08X" % f for f in fields) + raw
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out + b"\0" * (-len(out) % 512))
+
+
+def fast_init(tree: Path) -> bytes:
+    """Debian's initramfs ``/init`` with ``rootdelay=`` parsed but never slept on."""
+    text = (tree / "usr/share/initramfs-tools/init").read_text()
+    fixed, n = _INIT_SLEEP.subn(r"\1ROOTDELAY=", text)
+    if n != 1:
+        raise ib.ImageBuildError("initramfs-tools' init changed: rootdelay parsing not found")
+    return fixed.encode()
+
+
+def _core_image(tree: Path, layout: ib.Layout, work: Path) -> bytes:
+    boot = layout.boot_volume
+    prefix = "/grub" if layout.volume("boot") else "/boot/grub"
+    early = work / "early.cfg"
+    early.write_text(f"search.fs_uuid {boot.uuid} root\nset prefix=($root){prefix}\n")
+    core = work / "core.img"
+    mods = ["biosdisk", "part_msdos", "part_gpt", "ext2", "xfs", "normal", "linux", "boot",
+            "configfile", "search", "search_fs_uuid", "echo", "test", "gzio", "serial",
+            "terminal", "loadenv", "sleep", "all_video"]
+    ib.run(["grub-mkimage", "-O", "i386-pc", "-d", tree / "usr/lib/grub/i386-pc", "-c", early,
+            "-p", prefix, "-o", core, *mods])
+    return core.read_bytes()
+
+
+def make_bootable(disk: ib.Disk, tree: Path, variant: str = "normal") -> None:
+    """Write GRUB's boot code into ``disk`` (MBR) and speed up its initramfs, in place."""
+    layout = disk.layout
+    if layout.label != "dos":
+        raise ib.ImageBuildError("only MBR disks are made bootable here")
+    with tempfile.TemporaryDirectory(dir=ib.scratch_dir()) as tmp:
+        core = _core_image(tree, layout, Path(tmp))
+    if len(core) > (2048 - 1) * 512:
+        raise ib.ImageBuildError(f"core.img is {len(core)} bytes: larger than the MBR gap")
+    boot_img = (tree / "usr/lib/grub/i386-pc/boot.img").read_bytes()
+    with open(disk.path, "r+b") as fh:
+        fh.seek(0)
+        fh.write(boot_img[:440])
+        fh.seek(512)
+        fh.write(core)
+    vol = layout.boot_volume
+    rel = "" if layout.volume("boot") else "/boot"
+    initrd = f"{rel}/initrd.img-{layout.kernel}"
+    data = ib.read_file(disk.path, vol.offset, initrd)
+    data += b"\0" * (-len(data) % 512) + newc([("init", 0o100755, fast_init(tree))])
+    ib.put_file(disk.path, vol.offset, initrd, data, mode=0o644)
+    if variant == "swap":
+        _firstboot_swap(disk.path, layout.root.offset)
+    if variant == "panic":
+        ib.edit_file(disk.path, vol.offset, f"{rel}/grub/grub.cfg",
+                     lambda t: re.sub(r"(?m)^(\s*linux\t.*)$", r"\1 rdinit=/nonexistent",
+                                    t.replace(" rootdelay=300", "")))
+
+
+#: What publishers' first-boot scripts do (certification-research.md §5): make and enable a
+#: swap file. Offline the image holds no swap (no fstab line, no swap file, no .swap unit);
+#: after its first boot it swaps.
+FIRSTBOOT_SWAP_UNIT = """[Unit]
+Description=Example first-boot configuration: a swap file
+ConditionPathExists=!/swapfile
+
+[Service]
+Type=oneshot
+ExecStart=/bin/dd if=/dev/zero of=/swapfile bs=1M count=32
+ExecStart=/bin/chmod 600 /swapfile
+ExecStart=/sbin/mkswap /swapfile
+ExecStart=/sbin/swapon /swapfile
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _firstboot_swap(disk: Path, offset: int) -> None:
+    unit = "/etc/systemd/system/firstboot-swap.service"
+    ib.put_file(disk, offset, unit, FIRSTBOOT_SWAP_UNIT)
+    ib.inject(disk, offset, ['symlink "/etc/systemd/system/multi-user.target.wants/'
+                             f'firstboot-swap.service" "{unit}"'])
+
+
+def _prune(directory: Path, key: str, max_idle: float = 2 * 3600) -> None:
+    """Delete bootable disks of other keys (an older bootimage.py) unused for a while."""
+    for old in directory.glob("bootable-*"):
+        if key not in old.name and time.time() - old.stat().st_mtime > max_idle:
+            old.unlink(missing_ok=True)
+
+
+def bootable_disk(variant: str = "normal") -> ib.Disk:
+    """The cached bootable disk of ``variant`` (read only: boot it through an overlay)."""
+    if variant not in VARIANTS:
+        raise ValueError(variant)
+    key = _key()
+    path = ib.store_dir() / "disks" / f"bootable-{variant}-{key}.raw"
+    meta = path.with_suffix(".json")
+    if not meta.exists():
+        with ib.locked(f"bootable-{variant}-{key}"):
+            if not meta.exists():
+                start = time.monotonic()
+                _prune(path.parent, key)
+                tmp = path.with_name(f".{path.name}.tmp")
+                disk = ib.compliant_copy(tmp)
+                make_bootable(disk, ib.compliant_tree(), variant)
+                tmp.rename(path)
+                meta.write_text(json.dumps(disk.layout.to_dict()))
+                print(f"bootimage: {variant} disk in {time.monotonic() - start:.1f} s: {path}",
+                      file=sys.stderr)
+    return ib.Disk(path, ib.Layout.from_dict(json.loads(meta.read_text())))
+
+
+def content_digest(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of the file's bytes in a canonical form: its size, then the offset and bytes
+    of every 1 MiB-aligned chunk that is not all zeros.
+
+    Equal digests mean equal bytes; holes (found with SEEK_DATA/SEEK_HOLE) are never read, so
+    a 30 GiB image with 800 MB of data takes seconds, and the result does not depend on how
+    the filesystem happens to map the file (a freshly written file's extents change as it
+    is flushed).
+    """
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(b"%d\n" % size)
+    zero = bytes(chunk)
+    done = -1  # the last chunk hashed
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            for index in range(max(start // chunk, done + 1), (end - 1) // chunk + 1):
+                data = os.pread(fd, chunk, index * chunk)
+                if data != zero[:len(data)]:
+                    h.update(b"%d\n" % index + data)
+                done = index
+            pos = end
+    return h.hexdigest()
+
+
+if __name__ == "__main__":
+    print(bootable_disk(sys.argv[1] if len(sys.argv) > 1 else "normal").path)
+    sys.exit(0)
