@@ -11,6 +11,7 @@ from vmimage.cli.common import (
     run_report,
 )
 from vmimage.cli.parsing import Parser, command
+from vmimage.cli.vm import add_machine_options
 from vmimage.profiles import ROLES
 
 
@@ -47,12 +48,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                       help="also boot the image under qemu (vm boot, on a private copy), "
                            "run the same checks on the running VM over SSH, and report both "
                            "side by side, marking what changed after the first boot")
-    boot.add_argument("--memory", default="1G", help="the VM's memory (default 1G)")
-    boot.add_argument("--cpus", type=int, default=2, help="the VM's CPUs (default 2)")
-    boot.add_argument("--boot-timeout", type=float, default=300.0, metavar="SECONDS",
-                      help="how long to wait for SSH (default 300)")
-    boot.add_argument("--console-log", metavar="FILE",
-                      help="keep the VM's serial console in FILE")
+    add_machine_options(boot, "--boot-timeout")
 
 
 def run(args: argparse.Namespace) -> int:

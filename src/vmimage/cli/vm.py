@@ -15,6 +15,16 @@ if TYPE_CHECKING:
     from vmimage.app.vm import Booted, BootFailed
 
 
+def add_machine_options(p: argparse._ActionsContainer, timeout: str = "--timeout") -> None:
+    """The VM's size, console and boot timeout: ``vm boot``'s and ``check --boot``'s."""
+    p.add_argument("--memory", default="1G", metavar="SIZE", help="guest memory (default 1G)")
+    p.add_argument("--cpus", type=int, default=2, metavar="N", help="virtual CPUs (default 2)")
+    p.add_argument("--console-log", metavar="FILE",
+                   help="write the serial console here (default: the VM's state directory)")
+    p.add_argument(timeout, type=float, default=300.0, metavar="S",
+                   help="give up when SSH has not answered after S seconds (default 300)")
+
+
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     """``vmimage vm``."""
     vm = group(sub, "vm", "boot an image locally under qemu (the stand-in for deploying it), "
@@ -24,12 +34,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--name", metavar="NAME", help="the VM's name (default vm-<image>-N)")
     p.add_argument("--ssh-port", type=int, metavar="N",
                    help="forward 127.0.0.1:N to the guest's port 22 (default: a free port)")
-    p.add_argument("--memory", default="1G", metavar="SIZE", help="guest memory (default 1G)")
-    p.add_argument("--cpus", type=int, default=2, metavar="N", help="virtual CPUs (default 2)")
-    p.add_argument("--console-log", metavar="FILE",
-                   help="write the serial console here (default: the VM's state directory)")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                   help="give up when SSH has not answered after S seconds (default 300)")
+    add_machine_options(p)
     p.add_argument("--key", metavar="FILE.pub",
                    help="authorize this public key for --user in a private copy of the image "
                         "(the image itself is never written; needs root)")

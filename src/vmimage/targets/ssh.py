@@ -153,18 +153,11 @@ class SshTarget(PathTarget):
     def stat(self, path: str, follow: bool = True) -> FileStat:
         """Stat on the VM (symlinks resolved by the VM's kernel), cached."""
         path = _norm(path)
-        key = (path, follow)
-        cached = self._stats.get(key)
-        if cached is None:
-            try:
-                attrs = self._sftp_call(path, lambda s: s.stat(path) if follow else s.lstat(path))
-                cached = _filestat(attrs)
-            except FileNotFoundError as exc:
-                cached = exc
-            self._stats[key] = cached
-        if isinstance(cached, OSError):
-            raise cached
-        return cached
+
+        def ask() -> FileStat:
+            return _filestat(self._sftp_call(
+                path, lambda s: s.stat(path) if follow else s.lstat(path)))
+        return _remembered(self._stats, (path, follow), ask)
 
     def exists(self, path: str) -> bool:
         """Whether the path exists, following symlinks (a loop says no, as the shell's)."""
@@ -177,41 +170,28 @@ class SshTarget(PathTarget):
     def iterdir(self, path: str) -> list[str]:
         """Sorted names in a directory; their lstat comes with them and is cached."""
         path = _norm(path)
-        cached = self._dirs.get(path)
-        if cached is None:
-            try:
-                if not self.stat(path).is_dir:
-                    raise NotADirectoryError(errno.ENOTDIR, "Not a directory", path)
-                entries = self._sftp_call(path, lambda s: s.readdir(path))
-                names = []
-                for entry in entries:
-                    name = str(entry.filename)
-                    if name in (".", ".."):
-                        continue
-                    names.append(name)
-                    self._stats.setdefault((posixpath.join(path, name), False),
-                                           _filestat(entry.attrs))
-                cached = sorted(names)
-            except (FileNotFoundError, NotADirectoryError) as exc:
-                cached = exc
-            self._dirs[path] = cached
-        if isinstance(cached, OSError):
-            raise cached
-        return list(cached)
+
+        def ask() -> list[str]:
+            if not self.stat(path).is_dir:
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", path)
+            names = []
+            for entry in self._sftp_call(path, lambda s: s.readdir(path)):
+                name = str(entry.filename)
+                if name in (".", ".."):
+                    continue
+                names.append(name)
+                self._stats.setdefault((posixpath.join(path, name), False),
+                                       _filestat(entry.attrs))
+            return sorted(names)
+        names: list[str] = _remembered(self._dirs, path, ask,
+                                       (FileNotFoundError, NotADirectoryError))
+        return list(names)
 
     def readlink(self, path: str) -> str:
         """A symlink's stored target."""
         path = _norm(path)
-        cached = self._links.get(path)
-        if cached is None:
-            try:
-                cached = str(self._sftp_call(path, lambda s: s.readlink(path)))
-            except FileNotFoundError as exc:
-                cached = exc
-            self._links[path] = cached
-        if isinstance(cached, OSError):
-            raise cached
-        return cached
+        return _remembered(self._links, path,
+                           lambda: str(self._sftp_call(path, lambda s: s.readlink(path))))
 
     def resolve(self, path: str, follow_last: bool = True) -> str:
         """The VM's own canonical path (its kernel resolves the links)."""
@@ -380,6 +360,25 @@ def _split_marked(data: bytes, mark: bytes) -> list[tuple[int, int, bytes]]:
         if len(fields) == 2 and fields[0].isdigit() and fields[1].lstrip(b"-").isdigit():
             parts.append((int(fields[0]), int(fields[1]), body))
     return parts
+
+
+_K = TypeVar("_K")
+
+
+def _remembered(cache: dict[_K, _T | OSError], key: _K, ask: Callable[[], _T],
+                keep: tuple[type[OSError], ...] = (FileNotFoundError,)) -> _T:
+    """``cache[key]``, asked once: an answer, or one of the ``keep`` errors, is kept for the
+    run (a missing file stays missing); other errors are raised and asked again next time."""
+    found = cache.get(key)
+    if found is None:
+        try:
+            found = ask()
+        except keep as exc:
+            found = exc
+        cache[key] = found
+    if isinstance(found, OSError):
+        raise found
+    return found
 
 
 def _norm(path: str) -> str:
