@@ -151,13 +151,30 @@ class SshTarget(PathTarget):
     # --- the protocol -----------------------------------------------------------------
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
-        """Stat on the VM (symlinks resolved by the VM's kernel), cached."""
+        """Stat on the VM (symlinks resolved by the VM's kernel), cached. What a listing of the
+        parent already says is not asked again: a name it lacks is missing, and an entry that
+        is no symlink stats as it lstats (the checks probe many paths that are absent)."""
         path = _norm(path)
+        known = self._known(path)
+        if known is not None and not (follow and known.is_symlink):
+            return known
 
         def ask() -> FileStat:
             return _filestat(self._sftp_call(
                 path, lambda s: s.stat(path) if follow else s.lstat(path)))
         return _remembered(self._stats, (path, follow), ask)
+
+    def _known(self, path: str) -> FileStat | None:
+        """The entry's lstat from its parent's cached listing; FileNotFoundError when the
+        listing lacks it; None when the parent was not listed."""
+        parent, name = posixpath.split(path)
+        listing = self._dirs.get(parent)
+        if not name or listing is None or isinstance(listing, OSError):
+            return None
+        if name not in listing:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        found = self._stats.get((path, False))
+        return found if isinstance(found, FileStat) else None
 
     def exists(self, path: str) -> bool:
         """Whether the path exists, following symlinks (a loop says no, as the shell's)."""
