@@ -227,3 +227,11 @@ def test_blob_name_rule(name: str, status: Status) -> None:
     found = {f.check_id: f.status for f in
              verify_sas([uri], load_profile("azure-current"), online=False)}
     assert found["SAS-URI-BLOB-NAME"] is status
+
+
+def test_business_time_up_to_the_last_day_a_datetime_holds():
+    """``se=9999-12-31T23:59:59Z`` (found by the URL fuzzer): no midnight after it exists."""
+    start = datetime(2026, 11, 30, tzinfo=UTC)  # a Monday
+    last = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert 2_080_000 < bd.business_days(start, last) < 2_080_100
+    assert bd.end_of_day(last) == datetime.max.replace(tzinfo=UTC)

@@ -71,16 +71,22 @@ def check_output(out: Path, force: bool, src: os.stat_result | None = None) -> N
         raise InputError(out, "already exists (use --force to overwrite it)")
 
 
-def create_temp(out: Path) -> tuple[int, Path]:
-    """A new, empty file beside ``out`` that nobody else can have created or linked.
+def temp_name(out: Path) -> Path:
+    """A random name beside ``out`` for its temporary file (named before it exists, so that
+    a signal arriving while it is created still finds the name to remove)."""
+    return out.with_name(f".{out.name}.{os.urandom(8).hex()}.partial")
+
+
+def create_temp(out: Path, tmp: Path) -> int:
+    """Create ``tmp`` (from :func:`temp_name`) empty: nobody else can have created or
+    linked it.
 
     Raises:
         InputError: it cannot be created (read-only, permission, no space).
     """
-    tmp = out.with_name(f".{out.name}.{os.urandom(8).hex()}.partial")
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        return os.open(tmp, flags, 0o644), tmp
+        return os.open(tmp, flags, 0o644)
     except OSError as exc:
         raise InputError(out, f"cannot be written: {problem(exc)}") from None
 
@@ -103,12 +109,16 @@ def write_new(out: Path, force: bool, src: os.stat_result | None,
             renaming it fails (one line naming ``out``; nothing is left behind).
     """
     check_output(out, force, src)
-    fd, tmp = create_temp(out)
+    tmp, fd = temp_name(out), -1
     try:
+        fd = create_temp(out, tmp)
         result = fill(fd)
         closing, fd = fd, -1
         os.close(closing)
         tmp.replace(out)
+    except InputError:
+        discard(fd, tmp)
+        raise
     except OSError as exc:
         discard(fd, tmp)
         raise InputError(out, f"{doing} failed: {problem(exc)}") from None

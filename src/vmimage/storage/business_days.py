@@ -19,13 +19,19 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+#: The last moment a datetime holds: the midnight after 9999-12-31 does not exist, and an
+#: expiry on that day (``se=9999-12-31T23:59:59Z``, anyone may write one) must not crash.
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
 def _midnight_after(moment: datetime) -> datetime:
-    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC) + DAY
+    day = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    return day + DAY if day.date() < _END_OF_TIME.date() else _END_OF_TIME
 
 
 def _skip_weekend(moment: datetime) -> datetime:
     """``moment`` itself on a weekday, else the Monday 00:00 that follows."""
-    while moment.weekday() >= 5:
+    while moment.weekday() >= 5 and moment < _END_OF_TIME:
         moment = _midnight_after(moment)
     return moment
 
