@@ -237,6 +237,11 @@ class LiveTarget(Target, Protocol):
         opened with sudo; a command that outlives ``timeout`` is killed (exit -1)."""
         ...
 
+    def snapshot(self, roots: list[str], *, timeout: float = 60.0) -> None:
+        """Fetch the files under ``roots`` (metadata of all, bytes of the small ones) in one
+        stream, so that the reads that follow need no round trip for them."""
+        ...
+
     def prefetch(self, commands: list[list[str]], *, timeout: float = 60.0) -> None:
         """Run these commands at once, in one remote shell, so that :meth:`run` answers them
         from what they printed: each round trip (and each ``sudo``) costs the VM a fraction
