@@ -35,7 +35,7 @@ from pathlib import Path
 
 from tests import imagebuild as ib
 
-VARIANTS = ("normal", "panic", "swap")
+VARIANTS = ("normal", "panic", "swap", "uefi")
 _INIT_SLEEP = re.compile(r'^(\s*)ROOTDELAY="\$\{x#rootdelay=\}"$', re.M)
 
 
@@ -81,20 +81,14 @@ def _core_image(tree: Path, layout: ib.Layout, work: Path) -> bytes:
 
 
 def make_bootable(disk: ib.Disk, tree: Path, variant: str = "normal") -> None:
-    """Write GRUB's boot code into ``disk`` (MBR) and speed up its initramfs, in place."""
+    """Make ``disk`` boot and speed up its initramfs, in place: GRUB's boot code into the MBR
+    and its gap for an MBR disk; a GPT disk with an EFI system partition already holds GRUB's
+    EFI loader (``imagebuild.build_disk(esp=True)``), which OVMF starts."""
     layout = disk.layout
-    if layout.label != "dos":
-        raise ib.ImageBuildError("only MBR disks are made bootable here")
-    with tempfile.TemporaryDirectory(dir=ib.scratch_dir()) as tmp:
-        core = _core_image(tree, layout, Path(tmp))
-    if len(core) > (2048 - 1) * 512:
-        raise ib.ImageBuildError(f"core.img is {len(core)} bytes: larger than the MBR gap")
-    boot_img = (tree / "usr/lib/grub/i386-pc/boot.img").read_bytes()
-    with open(disk.path, "r+b") as fh:
-        fh.seek(0)
-        fh.write(boot_img[:440])
-        fh.seek(512)
-        fh.write(core)
+    if layout.label == "dos":
+        _mbr_boot_code(disk, tree)
+    elif not (layout.label == "gpt" and layout.volume("efi")):
+        raise ib.ImageBuildError("only MBR disks and GPT disks with an ESP are made bootable")
     vol = layout.boot_volume
     rel = "" if layout.volume("boot") else "/boot"
     initrd = f"{rel}/initrd.img-{layout.kernel}"
@@ -135,6 +129,19 @@ def _firstboot_swap(disk: Path, offset: int) -> None:
                              f'firstboot-swap.service" "{unit}"'])
 
 
+def _mbr_boot_code(disk: ib.Disk, tree: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=ib.scratch_dir()) as tmp:
+        core = _core_image(tree, disk.layout, Path(tmp))
+    if len(core) > (2048 - 1) * 512:
+        raise ib.ImageBuildError(f"core.img is {len(core)} bytes: larger than the MBR gap")
+    boot_img = (tree / "usr/lib/grub/i386-pc/boot.img").read_bytes()
+    with open(disk.path, "r+b") as fh:
+        fh.seek(0)
+        fh.write(boot_img[:440])
+        fh.seek(512)
+        fh.write(core)
+
+
 def _prune(directory: Path, key: str, max_idle: float = 2 * 3600) -> None:
     """Delete bootable disks of other keys (an older bootimage.py) unused for a while."""
     for old in directory.glob("bootable-*"):
@@ -155,7 +162,8 @@ def bootable_disk(variant: str = "normal") -> ib.Disk:
                 start = time.monotonic()
                 _prune(path.parent, key)
                 tmp = path.with_name(f".{path.name}.tmp")
-                disk = ib.compliant_copy(tmp)
+                disk = (ib.build_disk(tmp, ib.compliant_tree(), label="gpt", esp=True)
+                        if variant == "uefi" else ib.compliant_copy(tmp))
                 make_bootable(disk, ib.compliant_tree(), variant)
                 tmp.rename(path)
                 meta.write_text(json.dumps(disk.layout.to_dict()))

@@ -119,6 +119,30 @@ def test_kernel_panic_fails_fast_with_the_console(state, tmp_path):
 # --- one VM, shared by the tests below ------------------------------------------------------
 
 
+def test_gen2_uefi_vhd_boots_under_ovmf(state, tmp_path):
+    """A GPT disk with an EFI system partition, as a fixed VHD: OVMF starts GRUB's EFI loader
+    from the ESP, and the guest runs in UEFI mode."""
+    from tests import imagebuild as ib
+    from vmimage.disk.convert import convert_in_place
+
+    copy = tmp_path / "gen2.raw"
+    ib.clone_file(bootimage.bootable_disk("uefi").path, copy)
+    convert_in_place(copy)
+    vhd = copy.rename(tmp_path / "gen2.vhd")
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    proc = vmimage(state, "vm", "boot", str(vhd), "--name", "g2", "--key", f"{key}.pub",
+                   "--console-log", str(tmp_path / "console.log"), "--timeout",
+                   str(BOOT_TIMEOUT), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["firmware"] == "uefi"
+    mode = vmimage(state, "vm", "ssh", "g2", "--", "test -d /sys/firmware/efi && echo uefi",
+                   timeout=120)
+    assert mode.stdout.strip() == "uefi", mode.stdout + mode.stderr
+    assert vmimage(state, "vm", "stop", "g2", timeout=60).returncode == 0
+
+
 @pytest.fixture(scope="module")
 def vm(image, tmp_path_factory):
     work = tmp_path_factory.mktemp("vm")
