@@ -27,8 +27,9 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists() or not shutil.which("unshare"),
     reason="needs root, openssh-server and unshare (scripts/install-test-deps.sh)")
 
-#: Rules whose live answer comes from the running kernel, which here is the host's.
-KERNEL_RULES = ("LINUX-KERNEL-CMDLINE", "LINUX-KERNEL-CMDLINE-FORBIDDEN", "LINUX-NO-SWAP")
+#: What the chroot judges of the host itself (its kernel, its swap, its network).
+HOST_RULES = ("LINUX-KERNEL-CMDLINE", "LINUX-KERNEL-CMDLINE-FORBIDDEN", "LINUX-NO-SWAP",
+              "LINUX-DHCP")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,16 @@ def _host_expectation() -> dict[str, str]:
     delay = "rootdelay=300" in args
     forbidden = {"libata.atapi_enabled=0", "reserve=0x1f0,0x8"} & set(args)
     swapping = len(Path("/proc/swaps").read_text().splitlines()) > 1
-    return {"LINUX-KERNEL-CMDLINE": "pass" if consoles and delay else
+    # The chroot shares the host's network: eth0 counts as leased when iproute2 shows one of
+    # its IPv4 addresses with a lifetime (this machine's is usually static: then a fail).
+    shown = subprocess.run(["ip", "-j", "addr", "show", "dev", "eth0"], capture_output=True,
+                           text=True, check=False)
+    infos = [a for link in (json.loads(shown.stdout) if shown.returncode == 0 else [])
+             for a in link["addr_info"] if a["family"] == "inet"]
+    leased = any(a.get("dynamic") or a.get("valid_life_time", 2**32 - 1) < 2**32 - 1
+                 for a in infos)
+    return {"LINUX-DHCP": "pass" if leased else "fail",
+            "LINUX-KERNEL-CMDLINE": "pass" if consoles and delay else
             "warning" if consoles else "fail",
             "LINUX-KERNEL-CMDLINE-FORBIDDEN": "fail" if forbidden else "pass",
             "LINUX-NO-SWAP": "fail" if swapping else "pass"}
@@ -80,7 +90,7 @@ def test_live_check_agrees_with_offline_rule_by_rule(sshd: Sshd, tmp_path: Path)
     assert set(off) == set(on)
     expected = _host_expectation()
     for rule, finding in on.items():
-        if rule in KERNEL_RULES:
+        if rule in HOST_RULES:
             assert finding["status"] == expected[rule], (rule, finding["message"])
             continue
         if rule in AT_REST_RULES:  # the image as captured: judged offline only

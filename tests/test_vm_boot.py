@@ -258,6 +258,25 @@ def test_live_check_agrees_with_the_offline_check(vm):
     assert len(examined) >= 30, after  # the live run examined, not skipped, the Linux rules
     evidence = json.dumps(report["findings"])
     assert "/proc/cmdline" in evidence and "uname -m" in evidence  # the live sources
+    dhcp = next(f for f in report["findings"] if f["check_id"] == "LINUX-DHCP")
+    assert dhcp["status"] == "pass" and "holds 10.0.2.15/24 from it" in dhcp["message"]
+
+
+def test_live_dhcp_fails_when_eth0_holds_no_lease(vm):
+    """The configuration says DHCP; the running system shows whether a lease came: an address
+    made permanent (what a static setup leaves) fails the live check. Restored after."""
+    pin = "sudo ip addr change 10.0.2.15/24 dev eth0 valid_lft {0} preferred_lft {0}"
+    assert ssh(vm, pin.format("forever")).returncode == 0
+    try:
+        proc = _live(vm, "--key", str(vm["work"] / "id_ed25519"), "--check", "LINUX-DHCP",
+                     "--format", "json")
+        assert proc.returncode == 1, proc.stderr
+        finding = json.loads(proc.stdout)["findings"][0]
+        assert finding["status"] == "fail"
+        assert "holds only a static 10.0.2.15/24" in finding["message"]
+        assert finding["evidence"][-1]["path"] == "ip -j addr"
+    finally:
+        ssh(vm, pin.format("86400"))
 
 
 def test_live_check_logs_in_with_a_password(vm):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from vmimage import __version__, log
@@ -138,8 +137,7 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
     policy = load_profile(profile_name, (Subject.DISK, Subject.SYSTEM))
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    if ssh is not None and not spec.startswith("ssh://") and \
-            replace(ssh, timeout=SshOptions().timeout) != SshOptions():
+    if ssh is not None and not spec.startswith("ssh://") and ssh.given:
         raise InputError(spec, "--key, --password-env, --sudo, --known-hosts and "
                                "--accept-new-host-key apply to ssh:// targets only")
     target = open_target(spec, ssh)

@@ -17,6 +17,7 @@ from vmimage.targets.fstab import FstabEntry, parse_fstab
 if TYPE_CHECKING:
     from vmimage.facts.accounts import SudoersLine, User
     from vmimage.facts.bootcfg import KernelCmdline
+    from vmimage.facts.live import Address
     from vmimage.facts.osrelease import OsRelease
     from vmimage.facts.packages import PackageDb
     from vmimage.facts.sshd import SshdConfig
@@ -114,6 +115,13 @@ class Facts:
         from vmimage.facts import live
 
         return live.machine(self.target)
+
+    @cached_property
+    def addresses(self) -> list[Address] | None:
+        """The IPv4 addresses a live target's interfaces hold (``ip -j addr``); None offline."""
+        from vmimage.facts import live
+
+        return live.addresses(self.target)
 
     @cached_property
     def fstab(self) -> list[FstabEntry]:

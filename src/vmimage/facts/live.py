@@ -3,7 +3,7 @@
 The point of a live check is what changed at first boot (swap made by cloud-init or the agent,
 a kernel command line rewritten), so for a live target these sources win over the files:
 ``/proc/swaps`` (swap in use), ``/proc/cmdline`` (the command line the kernel booted with),
-``uname -m``, ``sshd -T`` (sshd's own reading of its configuration), ``systemctl is-enabled``,
+``uname -m``, ``sshd -T``, ``ip -j addr`` (sshd's own reading of its configuration), ``systemctl is-enabled``,
 ``dpkg-query -W`` / ``rpm -qa``. Each function returns None when the target is not live or the
 source is unavailable (no sshd, no systemctl, not root): the caller then keeps the file-based
 fact, so a live check never knows less than an offline one.
@@ -13,6 +13,8 @@ Commands go through :meth:`~vmimage.targets.base.LiveTarget.run`; nothing here k
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vmimage.targets.base import live
@@ -38,21 +40,27 @@ def _known_units(target: Target) -> list[str]:
     return [u for u in ASKED_UNITS if unit_file_exists(target, u)]
 
 
+#: The commands that do not depend on the files (asked while the snapshot streams).
+FIXED_COMMANDS = (("uname", "-m"), (SSHD, "-T"), ("dpkg-query", "-W", "-f", _DPKG_FORMAT),
+                  ("rpm", "-qa", "--qf", _RPM_FORMAT), ("ip", "-j", "addr"))
+
+
 def commands(target: Target) -> list[list[str]]:
     """Every command the live facts run, as they run it: asked in one go by :func:`warm`.
     The units' states come from one ``systemctl is-enabled`` of them all (one line each)."""
     units = _known_units(target)
-    return [["uname", "-m"], [SSHD, "-T"], ["dpkg-query", "-W", "-f", _DPKG_FORMAT],
-            ["rpm", "-qa", "--qf", _RPM_FORMAT],
+    return [*(list(c) for c in FIXED_COMMANDS),
             *([["systemctl", "is-enabled", *units]] if units else [])]
 
 
 def warm(target: Target) -> None:
-    """Ask a live target every command of :func:`commands` at once (one round trip, one
-    sudo, side by side on the VM): under TCG each alone costs a quarter to half a second,
-    mostly ``sudo`` and ``systemctl`` starting."""
+    """Ask a live target every command of :func:`commands` (one round trip, one sudo, side by
+    side on the VM) while the file snapshot streams: under TCG each command alone costs a
+    quarter to half a second, mostly ``sudo`` and ``systemctl`` starting. The units to ask
+    ``systemctl`` about are known only from the snapshot, so theirs comes last."""
     runner = live(target)
     if runner is not None:
+        runner.prefetch([list(c) for c in FIXED_COMMANDS], wait=False)
         runner.snapshot(list(SNAPSHOT_ROOTS))
         runner.prefetch(commands(target))
 
@@ -130,6 +138,47 @@ def sshd_effective(target: Target) -> dict[str, str] | None:
         if keyword:
             values.setdefault(keyword.lower(), value.strip())
     return values or None
+
+
+@dataclass(frozen=True)
+class Address:
+    """One IPv4 address an interface holds, from ``ip -j addr``; ``dynamic`` when it has a
+    lifetime (a DHCP client put it there: dhclient, networkd and NetworkManager all give the
+    lease time), not when it was set by hand or by a static configuration."""
+
+    interface: str
+    cidr: str
+    dynamic: bool
+    valid_seconds: int | None
+
+
+def addresses(target: Target) -> list[Address] | None:
+    """Every IPv4 address of the running system; None when ``ip -j`` cannot say (iproute2
+    too old for JSON, not installed). IPv6 is left out: router advertisements (QEMU's own
+    included) give addresses with lifetimes that say nothing about DHCP."""
+    runner = live(target)
+    if runner is None:
+        return None
+    result = runner.run(["ip", "-j", "addr"], timeout=10, max_output=1024 * 1024)
+    try:
+        links = json.loads(result.text()) if result.ok else None
+    except ValueError:
+        return None
+    if not isinstance(links, list):
+        return None
+    found = []
+    for link in links:
+        if not isinstance(link, dict):
+            continue
+        for info in link.get("addr_info") or []:
+            if not isinstance(info, dict) or info.get("family") != "inet":
+                continue
+            valid = info.get("valid_life_time")
+            lifetime = valid if isinstance(valid, int) and valid < 0xFFFFFFFF else None
+            found.append(Address(str(link.get("ifname", "?")),
+                                 f"{info.get('local', '?')}/{info.get('prefixlen', '?')}",
+                                 bool(info.get("dynamic")) or lifetime is not None, lifetime))
+    return found
 
 
 def unit_state(target: Target, unit: str) -> str | None:

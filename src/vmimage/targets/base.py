@@ -242,10 +242,13 @@ class LiveTarget(Target, Protocol):
         stream, so that the reads that follow need no round trip for them."""
         ...
 
-    def prefetch(self, commands: list[list[str]], *, timeout: float = 60.0) -> None:
+    def prefetch(self, commands: list[list[str]], *, timeout: float = 60.0,
+                 wait: bool = True) -> None:
         """Run these commands at once, in one remote shell, so that :meth:`run` answers them
         from what they printed: each round trip (and each ``sudo``) costs the VM a fraction
-        of a second, and the facts ask for a dozen commands. Their stderr is not kept."""
+        of a second, and the facts ask for a dozen commands. Their stderr is not kept.
+        ``wait=False`` returns at once: the commands run while the caller does other work,
+        and the first :meth:`run` waits for them."""
         ...
 
 

@@ -25,6 +25,7 @@ import shlex
 import stat as stat_module
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from vmimage.errors import InputError
@@ -72,6 +73,8 @@ class SshTarget(PathTarget):
         self._links: dict[str, str | OSError] = {}
         self._files: dict[str, bytes] = {}
         self._runs: dict[tuple[str, ...], CommandResult] = {}
+        #: prefetches still running on the VM: their future, commands and boundary mark
+        self._pending: list[tuple[Future[CommandResult], list[tuple[str, ...]], bytes]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="vmimage-ssh",
                                         daemon=True)
@@ -190,11 +193,10 @@ class SshTarget(PathTarget):
         stream (:mod:`~vmimage.targets.sshsnapshot`) into the caches the protocol reads."""
         from vmimage.targets import sshsnapshot
 
-        argv = sshsnapshot.command(roots)
-        full = ["sudo", "-n", *argv] if self.options.sudo else argv
         self.calls += 1
-        result = self._call(self._run(shlex.join(full), timeout, sshsnapshot.STREAM_MAX + 2**20),
-                            timeout + 5)
+        stream = self._run(self._remote(sshsnapshot.command(roots)), timeout,
+                           sshsnapshot.STREAM_MAX + 2**20)
+        result = self._call(stream, timeout + 5)
         if result.exit_status == -1:
             return  # timed out: everything is asked one by one
         snap = sshsnapshot.parse(result.stdout)
@@ -323,45 +325,57 @@ class SshTarget(PathTarget):
         killed after ``timeout`` s (exit -1). The commands the facts run only ask, so one
         run asks each once: a second identical call gets the first answer."""
         key = tuple(argv)
+        self._settle()
         cached = self._runs.get(key)
         if cached is not None:
             return CommandResult(cached.exit_status, cached.stdout[:max_output],
                                  cached.stderr[:max_output])
-        full = ["env", "LC_ALL=C", *argv]
-        if self.options.sudo:
-            full = ["sudo", "-n", *full]
         self.calls += 1
         limit = max(max_output, RUN_OUTPUT_MAX)  # kept whole for a later, larger ask
-        result = self._call(self._run(shlex.join(full), timeout, limit), timeout + 5)
+        result = self._call(self._run(self._remote(["env", "LC_ALL=C", *argv]), timeout, limit),
+                            timeout + 5)
         self._runs[key] = result
         return CommandResult(result.exit_status, result.stdout[:max_output],
                              result.stderr[:max_output])
 
-    def prefetch(self, commands: list[list[str]], *, timeout: float = 60.0) -> None:
+    def prefetch(self, commands: list[list[str]], *, timeout: float = 60.0,
+                 wait: bool = True) -> None:
         """Run ``commands`` side by side in one remote shell (one ``sudo``), each output to
         its own file, then print them between boundary lines; :meth:`run` of the same argv
         (at its default bound) then answers from them. A command cut off by the timeout is
-        simply asked again later."""
-        todo = [argv for argv in commands if tuple(argv) not in self._runs]
-        if not todo:
-            return
-        mark = f"--vmimage-{secrets.token_hex(8)}"
-        lines = ['d=$(mktemp -d) || exit 1']
-        for index, argv in enumerate(todo):
-            cmd = shlex.join(["env", "LC_ALL=C", *argv])
-            lines.append(f'( {cmd} >"$d/{index}" 2>/dev/null; echo $? >"$d/{index}.rc" ) &')
-        lines += ["wait", f'for i in $(seq 0 {len(todo) - 1}); do '
-                          f'printf "\\n{mark} %s %s\\n" "$i" "$(cat "$d/$i.rc")"; '
-                          'cat "$d/$i"; done', 'rm -rf "$d"']
-        script = ["sh", "-c", "\n".join(lines)]
-        full = ["sudo", "-n", *script] if self.options.sudo else script
-        self.calls += 1
-        result = self._call(self._run(shlex.join(full), timeout, RUN_OUTPUT_MAX), timeout + 5)
-        if not result.ok:
-            return
-        for index, status, out in _split_marked(result.stdout, mark.encode()):
-            if 0 <= index < len(todo):
-                self._runs[tuple(todo[index])] = CommandResult(status, out, b"")
+        simply asked again later. ``wait=False``: the shell runs on the VM while this process
+        goes on (the live facts fetch the file snapshot meanwhile)."""
+        asked = {key for _, keys, _ in self._pending for key in keys}
+        todo = [tuple(argv) for argv in commands
+                if tuple(argv) not in self._runs and tuple(argv) not in asked]
+        if todo:
+            mark = f"--vmimage-{secrets.token_hex(8)}"
+            script = ["sh", "-c", _prefetch_script([list(argv) for argv in todo], mark)]
+            self.calls += 1
+            future = asyncio.run_coroutine_threadsafe(
+                self._run(self._remote(script), timeout, RUN_OUTPUT_MAX), self._loop)
+            self._pending.append((future, todo, mark.encode()))
+        if wait:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Wait for the prefetches still running and keep what they printed."""
+        while self._pending:
+            future, todo, mark = self._pending.pop(0)
+            try:
+                result = future.result()
+            except Exception:  # the connection's failure shows on the next real call
+                continue
+            if not result.ok:
+                continue
+            for index, status, out in _split_marked(result.stdout, mark):
+                if 0 <= index < len(todo):
+                    self._runs[todo[index]] = CommandResult(status, out, b"")
+
+    def _remote(self, argv: list[str]) -> str:
+        """The command line that runs ``argv`` on the VM: as root (``sudo -n``, never a
+        prompt) when the target was opened with sudo."""
+        return shlex.join(["sudo", "-n", *argv] if self.options.sudo else argv)
 
     async def _run(self, command: str, timeout: float, limit: int) -> CommandResult:
         assert self._conn is not None
@@ -409,6 +423,19 @@ async def _drain(stream: asyncssh.SSHReader[bytes], limit: int) -> bytes:
             return bytes(out)
         if len(out) < limit:
             out += chunk[:limit - len(out)]
+
+
+def _prefetch_script(todo: list[list[str]], mark: str) -> str:
+    """A shell script running ``todo`` side by side, each output to its own file, then
+    printing each after a line ``<mark> <index> <exit status>``."""
+    lines = ['d=$(mktemp -d) || exit 1']
+    for index, argv in enumerate(todo):
+        cmd = shlex.join(["env", "LC_ALL=C", *argv])
+        lines.append(f'( {cmd} >"$d/{index}" 2>/dev/null; echo $? >"$d/{index}.rc" ) &')
+    lines += ["wait", f'for i in $(seq 0 {len(todo) - 1}); do '
+                      f'printf "\\n{mark} %s %s\\n" "$i" "$(cat "$d/$i.rc")"; '
+                      'cat "$d/$i"; done', 'rm -rf "$d"']
+    return "\n".join(lines)
 
 
 def _split_marked(data: bytes, mark: bytes) -> list[tuple[int, int, bytes]]:

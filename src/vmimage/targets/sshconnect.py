@@ -45,6 +45,13 @@ class SshOptions:
     accept_new_host_key: bool = False
     timeout: float = DEFAULT_TIMEOUT
 
+    @property
+    def given(self) -> bool:
+        """Whether any option that only an ``ssh://`` target uses was set (the timeout is
+        shared with other live steps, so it does not count)."""
+        return (self.key is not None or self.password_env is not None or self.sudo
+                or self.known_hosts is not None or self.accept_new_host_key)
+
 
 @dataclass(frozen=True)
 class SshAddress:

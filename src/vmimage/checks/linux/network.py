@@ -151,10 +151,31 @@ def dhcp(ctx: CheckContext) -> Outcome:
                                  required=f"{PRIMARY_NIC} with DHCP at boot"), *notes)
     ev = Evidence(path=nic.path, line=nic.line, seen=nic.seen, required=nic.required)
     if nic.dhcp and nic.at_boot:
-        return passed(f"{nic.name} uses DHCP at boot ({nic.stack})", ev)
+        return _leased(ctx, nic.name, nic.stack, ev)
     return violated(f"{nic.name} {nic.method}{'' if nic.at_boot else ' (not brought up at boot)'}"
                     f" ({nic.stack}, {nic.path}{f' line {nic.line}' if nic.line else ''})",
                     ev, *notes)
+
+
+def _leased(ctx: CheckContext, name: str, stack: str, config: Evidence) -> Outcome:
+    """Configured for DHCP at boot; on a running VM, also holding a DHCP address now (the
+    configuration is what Azure needs, the lease is the proof it worked)."""
+    held = ctx.system.addresses
+    if held is None:
+        return passed(f"{name} uses DHCP at boot ({stack})", config)
+    mine = [a for a in held if a.interface == name]
+    leased = [a for a in mine if a.dynamic]
+    if leased:
+        life = leased[0].valid_seconds
+        return passed(f"{name} uses DHCP at boot ({stack}) and holds {leased[0].cidr} from it",
+                      config, Evidence(path="ip -j addr", seen=f"{name} {leased[0].cidr} dynamic"
+                                       + (f", valid {life} s" if life is not None else "")))
+    seen = ", ".join(a.cidr for a in mine) or "no IPv4 address"
+    return violated(f"{name} is configured for DHCP ({stack}) but holds "
+                    f"{'only a static ' + seen if mine else seen} on the running system: DHCP "
+                    "did not configure it", config,
+                    Evidence(path="ip -j addr", seen=f"{name}: {seen}",
+                             required=f"{name} with a DHCP (dynamic) IPv4 address"))
 
 
 @rule(id="LINUX-RESOLV-CONF-REMOVED", title="/etc/resolv.conf is not baked into the image",
