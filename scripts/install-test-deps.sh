@@ -21,7 +21,10 @@ APT_PACKAGES=(qemu-utils fdisk e2fsprogs xfsprogs btrfs-progs zstd mmdebstrap de
               eatmydata lvm2 dosfstools mtools util-linux ntfs-3g rpm db5.3-util
               openssh-server openssh-client grub-common binutils-mingw-w64-x86-64 libwin-hivex-perl
               cryptsetup-bin strace
-              chromium packer qemu-system-x86 ovmf)
+              chromium packer qemu-system-x86 ovmf dnsmasq-base iproute2
+              # genisoimage (isoinfo, isovfy), xorriso, python3-pycdlib: the readers the
+              # provisioning DVD of vmimage.vm.iso is checked with (tests/test_vm_iso.py)
+              genisoimage xorriso python3-pycdlib)
 # Azurite runs on node: the distribution's nodejs and npm, unless a node is already there (a
 # nodesource nodejs brings its own npm and conflicts with the distribution's npm package).
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)

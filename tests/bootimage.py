@@ -40,7 +40,10 @@ from pathlib import Path
 
 from tests import imagebuild as ib
 
-VARIANTS = ("normal", "panic", "swap", "uefi")
+#: The provisioning variants (``vm boot --provision``'s tests): the compliant image, and one
+#: image per reason Azure's deployment of it would fail.
+PROVISION_VARIANTS = ("agent-disabled", "agent-off", "static-ip", "not-generalized")
+VARIANTS = ("normal", "panic", "swap", "uefi", *PROVISION_VARIANTS)
 _INIT_SLEEP = re.compile(r'^(\s*)ROOTDELAY="\$\{x#rootdelay=\}"$', re.M)
 
 
@@ -120,6 +123,8 @@ def make_bootable(disk: ib.Disk, tree: Path, variant: str = "normal") -> None:
     ib.put_file(disk.path, vol.offset, initrd, data, mode=0o644)
     if variant == "swap":
         _firstboot_swap(disk.path, layout.root.offset)
+    if variant in PROVISION_VARIANTS:
+        _unprovisionable(disk.path, layout.root.offset, variant)
     if variant == "panic":
         ib.edit_file(disk.path, vol.offset, f"{rel}/grub/grub.cfg",
                      lambda t: re.sub(r"(?m)^(\s*linux\t.*)$", r"\1 rdinit=/nonexistent",
@@ -150,6 +155,26 @@ def _firstboot_swap(disk: Path, offset: int) -> None:
     ib.put_file(disk, offset, unit, FIRSTBOOT_SWAP_UNIT)
     ib.inject(disk, offset, ['symlink "/etc/systemd/system/multi-user.target.wants/'
                              f'firstboot-swap.service" "{unit}"'])
+
+
+def _unprovisionable(disk: Path, offset: int, variant: str) -> None:
+    """What publishers get wrong (certification-research.md §5 row 8): the agent's unit not
+    enabled; ``Provisioning.Agent=disabled`` in waagent.conf (the agent then reports Ready
+    and creates no user); a static address in the interfaces file (no DHCP, no WireServer);
+    ``/var/lib/waagent/provisioned`` left in the image (not deprovisioned)."""
+    if variant == "agent-disabled":
+        ib.remove_file(disk, offset, "/etc/systemd/system/multi-user.target.wants/"
+                                     "walinuxagent.service")
+    elif variant == "agent-off":
+        ib.edit_file(disk, offset, "/etc/waagent.conf",
+                     lambda t: re.sub(r"(?m)^Provisioning\.Agent=.*$",
+                                      "Provisioning.Agent=disabled", t))
+    elif variant == "static-ip":
+        ib.edit_file(disk, offset, "/etc/network/interfaces",
+                     lambda t: t.replace("iface eth0 inet dhcp", "iface eth0 inet static\n"
+                                         "    address 192.168.1.10/24\n    gateway 192.168.1.1"))
+    elif variant == "not-generalized":
+        ib.put_file(disk, offset, "/var/lib/waagent/provisioned", "")
 
 
 def _mbr_boot_code(disk: ib.Disk, tree: Path) -> None:

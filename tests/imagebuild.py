@@ -67,7 +67,7 @@ SUITE = "bookworm"
 PACKAGES: tuple[str, ...] = (
     "linux-image-amd64", "initramfs-tools", "openssh-server", "systemd-sysv", "udev",
     "ifupdown", "isc-dhcp-client", "iproute2", "netbase", "kmod", "dbus", "python3",
-    "python3-pyasn1", "openssl", "iptables", "sudo", "waagent", "hyperv-daemons",
+    "python3-pyasn1", "openssl", "iptables", "sudo", "waagent", "hyperv-daemons", "eject",
     "grub2-common", "grub-pc-bin", "grub-efi-amd64-bin",
 )
 ROOT_FORMAT = 1  # bump to rebuild every cached root tarball
@@ -660,6 +660,21 @@ def _set_conf(text: str, settings: dict[str, str], sep: str = "=") -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Host keys made at boot when the image has none (a generalized image), before sshd starts.
+SSH_HOSTKEYS_UNIT = """[Unit]
+Description=Generate the SSH host keys a generalized image lacks
+Before=ssh.service
+ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
 def make_compliant(tree: Path, layout: Layout | None = None) -> None:
     """Make an extracted Debian root meet every Linux rule of the guide and of today's tests.
 
@@ -681,8 +696,13 @@ def make_compliant(tree: Path, layout: Layout | None = None) -> None:
             dropin.unlink()
     for key in etc.glob("ssh/ssh_host_*"):  # LNX-SSH-HOSTKEYS
         key.unlink()
+    # ... and made again at first boot before sshd starts: Debian's ssh.service fails without
+    # host keys, and waagent 2.7.3 regenerates them only after multi-user.target, then runs
+    # `systemctl try-reload-or-restart ssh`, which does not start a failed unit (seen by
+    # `vm boot --provision`: Ready, but no SSH). Fedora's sshd-keygen does the same.
+    (etc / "systemd/system/ssh-hostkeys.service").write_text(SSH_HOSTKEYS_UNIT)
     # Services enabled the way `systemctl enable` does it.
-    systemctl = ["systemctl", f"--root={tree}", "enable", "ssh.service",
+    systemctl = ["systemctl", f"--root={tree}", "enable", "ssh.service", "ssh-hostkeys.service",
                  "walinuxagent.service", "networking.service"]
     if shutil.which("systemctl"):
         run(systemctl)

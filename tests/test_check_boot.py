@@ -43,7 +43,7 @@ def test_boot_shows_exactly_what_the_first_boot_changed(tmp_path: Path, swap_vhd
         proc = subprocess.run(
             [sys.executable, "-m", "vmimage", "check", str(swap_vhd), "--boot",
              "--boot-timeout", str(BOOT_TIMEOUT), "--console-log", str(tmp_path / "console.log"),
-             "-o", str(report_json), "-o", str(report_html)],
+             "-o", str(report_json), "-o", str(report_html), "-o", str(tmp_path / "report.txt")],
             env={**os.environ, "VMIMAGE_STATE_DIR": str(state)}, capture_output=True,
             text=True, timeout=BOOT_TIMEOUT + 300, check=False)
     finally:
@@ -59,10 +59,42 @@ def test_boot_shows_exactly_what_the_first_boot_changed(tmp_path: Path, swap_vhd
     live_swap = [f for f in report["first_boot"]["findings"] if f["check_id"] == "LINUX-NO-SWAP"]
     assert live_swap and "/swapfile" in json.dumps(live_swap), live_swap
     assert any("the image was not written" in n for n in report["notes"]), report["notes"]
+    # deployed as Azure would: the image's own agent provisioned the user
+    assert report["provisioning"]["provisioned"] is True, report["provisioning"]
+    assert report["provisioning"]["by"] == "waagent"
     # the text verdict names it, the HTML shows both columns
     assert "LINUX-NO-SWAP (after first boot)" in proc.stdout
+    assert "provisioning: provisioned in" in (tmp_path / "report.txt").read_text()
     html = report_html.read_text()
     assert "After the first boot (1 changed)" in html and "After first boot</th>" in html
+    assert "Provisioning: provisioned" in html
     # nothing left running, nothing written to the image
     assert not running(state)
     assert bootimage.content_digest(swap_vhd) == before
+
+
+def test_boot_reports_an_image_that_does_not_provision(tmp_path: Path) -> None:
+    """Provisioning.Agent=disabled: the agent reports Ready and creates no user, as on Azure;
+    the run fails with the verdict, and no live check is pretended."""
+    state = tmp_path / "state"
+    image = bootimage.bootable_disk("agent-off").path
+    report_json = tmp_path / "report.json"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vmimage", "check", str(image), "--boot",
+             "--boot-timeout", str(BOOT_TIMEOUT), "-o", str(report_json), "-o",
+             str(tmp_path / "report.txt")],
+            env={**os.environ, "VMIMAGE_STATE_DIR": str(state)}, capture_output=True,
+            text=True, timeout=BOOT_TIMEOUT + 300, check=False)
+    finally:
+        _reap(state)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads(report_json.read_text())
+    prov = report["provisioning"]
+    assert prov["provisioned"] is False and "cannot log in" in prov["reason"], prov
+    assert any("Provisioning.Agent=disabled" in said for said in prov["image_says"]), prov
+    assert "first_boot" not in report
+    assert "provisioning (the deployed VM did not provision)" in proc.stdout
+    text = (tmp_path / "report.txt").read_text()
+    assert "provisioning: NOT PROVISIONED (by waagent)" in text and "  health:" in text
+    assert not running(state)

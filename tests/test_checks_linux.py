@@ -203,6 +203,8 @@ CASES = [
          Status.FAIL, "older than 2.2.53.1", also=frozenset({"LINUX-AGENT-AUTOUPDATE"})),
     Case("LINUX-AGENT-ENABLED", lambda d: rm(d, "/etc/systemd/system/multi-user.target.wants/"
                                                 "walinuxagent.service"), Status.FAIL, "not enabled"),
+    Case("LINUX-AGENT-PROVISIONING-TOOLS", lambda d: rm(d, "/usr/bin/eject"), Status.FAIL,
+         "eject not found"),
     Case("LINUX-AGENT-AUTOUPDATE", waagent("AutoUpdate.Enabled", "n"), Status.WARNING,
          "AutoUpdate.Enabled=n", evidence_path="/etc/waagent.conf"),
     Case("LINUX-AGENT-REGENERATE-HOSTKEYS", waagent("Provisioning.RegenerateSshHostKeyPair", "n"),

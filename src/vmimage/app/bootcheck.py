@@ -3,9 +3,12 @@ with the same rules, and report both side by side.
 
 What a VM deployed from the image looks like after its first boot is what Microsoft's tool
 tests (REG-DEPLOY, CRT-TOOL); what changes at that boot (swap made by the agent, a user
-restored, host keys generated) is the publishers' most common surprise. The VM is booted by
-:mod:`vmimage.app.vm` on a private copy holding a throwaway key (the image is never written),
-checked over one SSH connection with sudo, and always stopped, whatever happens.
+restored, host keys generated) is the publishers' most common surprise. By default the VM is
+deployed as Azure deploys it (:mod:`vmimage.app.provision`: the agent in the image creates
+the user with a throwaway key), so the first boot is Azure's and the provisioning verdict
+stands beside the checks; a VM that does not provision fails the run and is not checked live.
+Without provisioning (``--no-provision``) the user and key are written into a private copy.
+Either way the image is never written, and the VM is always stopped, whatever happens.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class BootCheckOptions:
     timeout: float = 300.0
     console_log: str | None = None
     user: str = vm.DEFAULT_USER
+    provision: bool = True
 
 
 def check_booted(spec: str, profile: str | Profile, role: str = "auto",
@@ -59,7 +63,12 @@ def check_booted(spec: str, profile: str | Profile, role: str = "auto",
         booted = vm.boot(vm.BootOptions(image=spec, memory=options.memory, cpus=options.cpus,
                                         timeout=options.timeout,
                                         console_log=options.console_log,
-                                        key=str(public), user=options.user))
+                                        key=str(public), user=options.user,
+                                        provision=options.provision))
+        verdict = booted.verdict.to_dict() if booted.verdict is not None else None
+        if booted.verdict is not None and not booted.verdict.provisioned:
+            return dataclasses.replace(offline, provisioning=verdict,
+                                       notes=_notes(booted, options.user))
         try:
             ssh = SshOptions(key=private, sudo=True, known_hosts=Path(tmp) / "known_hosts",
                              accept_new_host_key=True)
@@ -67,11 +76,18 @@ def check_booted(spec: str, profile: str | Profile, role: str = "auto",
                                 profile, "os-linux", chosen, ssh)
         finally:
             vm.stop(booted.record.name)
-    return dataclasses.replace(offline, first_boot=live, notes=_notes(booted, options.user))
+    return dataclasses.replace(offline, first_boot=live, notes=_notes(booted, options.user),
+                               provisioning=verdict)
 
 
 def _notes(booted: vm.Booted, user: str) -> tuple[str, ...]:
     """What the reader must know about how the VM was made: nothing was written to the image."""
+    if booted.verdict is not None:
+        return (f"deployed under qemu ({booted.record.accel}, {booted.record.firmware}) as Azure "
+                "deploys it: ovf-env.xml on a DVD, DHCP with Azure's options, the WireServer "
+                "and IMDS emulated in a network namespace of the VM's own",
+                f"user {user} and a throwaway SSH key given to the image's "
+                f"{booted.verdict.by} through ovf-env.xml; the image was not written")
     made = "created" if booted.user_created else "given"
     notes = [f"booted under qemu ({booted.record.accel}, {booted.record.firmware}) in "
              f"{booted.seconds:.1f} s from a private copy of the image; the image was not "

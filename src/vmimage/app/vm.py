@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vmimage.app.provision import Verdict
 from vmimage.errors import InputError
-from vmimage.vm import accel, qemu, state
+from vmimage.vm import accel, provnet, qemu, state
 from vmimage.vm.disk import BootDisk, describe
 from vmimage.vm.keeper import DETACH
 from vmimage.vm.state import VmRecord
@@ -49,6 +50,9 @@ class BootOptions:
     timeout: float = 300.0
     key: str | None = None  # a public key file
     user: str | None = None
+    provision: bool = False  # as Azure would: the DVD, DHCP, WireServer, IMDS
+    password_env: str | None = None
+    hostname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Booted:
     accel_reason: str
     user_created: bool = False
     host_keys: tuple[str, ...] = ()
+    verdict: Verdict | None = None  # with --provision
 
 
 def memory_mib(text: str) -> int:
@@ -90,18 +95,20 @@ def _read_key(path: str) -> str:
     return text
 
 
-def _inject(copy: Path, user: str, key: str) -> tuple[bool, list[str]]:
-    """Write the key (and missing host keys) into the copy: whether the user was created,
-    and the host key types generated."""
+def _inject(copy: Path, user: str | None, key: str | None,
+            files: dict[str, str] | None = None) -> tuple[bool, list[str]]:
+    """Write the key (and missing host keys), and any override files, into the copy: whether
+    the user was created, and the host key types generated."""
     from vmimage.generalize import authorize
     from vmimage.generalize.image import locate
 
     if os.geteuid() != 0:
-        raise InputError("--key", "writing a key into the image's copy needs root (its "
-                                  "filesystems are loop-mounted)")
+        raise InputError("--key" if key else "--provision",
+                         "writing into the image's copy needs root (its filesystems are "
+                         "loop-mounted)")
     layout = locate(str(copy))
     proc = subprocess.run(authorize.command(),
-                          input=authorize.request(str(copy), layout.extents, user, key),
+                          input=authorize.request(str(copy), layout.extents, user, key, files),
                           capture_output=True, text=True, check=False)
     try:
         answer = json.loads(proc.stdout)
@@ -113,11 +120,13 @@ def _inject(copy: Path, user: str, key: str) -> tuple[bool, list[str]]:
     return bool(answer["created"]), list(answer.get("host_keys", []))
 
 
-def _start_keeper(directory: Path, cmd: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+def _start_keeper(directory: Path, cmd: list[str], prefix: list[str] | None = None,
+                  pass_fds: tuple[int, ...] = ()) -> tuple[subprocess.Popen[bytes], int]:
     with (directory / "keeper.log").open("wb") as log:
-        keeper = subprocess.Popen([sys.executable, "-m", "vmimage.vm.keeper", str(directory),
-                                   *cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=log, start_new_session=True)
+        keeper = subprocess.Popen([*(prefix or []), sys.executable, "-m", "vmimage.vm.keeper",
+                                   str(directory), *cmd], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                                  pass_fds=pass_fds)
     assert keeper.stdout is not None
     line = keeper.stdout.readline()
     keeper.stdout.close()
@@ -144,12 +153,15 @@ def _give_up(keeper: subprocess.Popen[bytes] | None) -> None:
 
 
 def boot(opts: BootOptions) -> Booted:
-    """Boot ``opts.image`` and wait for SSH.
+    """Boot ``opts.image`` and wait for SSH (with ``provision``, for Azure's provisioning:
+    the verdict is in :attr:`Booted.verdict`, and a VM that did not provision is stopped).
 
     Raises:
         InputError: the image, a flag or the host cannot be used (exit 2).
         BootFailed: it started but did not reach SSH (the last console lines attached).
     """
+    from vmimage.app import provision
+
     image = Path(opts.image)
     disk = describe(opts.image)
     qemu.require_tools(disk.firmware)
@@ -158,26 +170,41 @@ def boot(opts: BootOptions) -> Booted:
         raise InputError("--cpus", f"{opts.cpus} is not between 1 and 64")
     if opts.timeout <= 0:
         raise InputError("--timeout", "must be a positive number of seconds")
+    if opts.password_env and not opts.provision:
+        raise InputError("--password-env", "is for --provision (the password goes into "
+                                           "ovf-env.xml); without it give --key")
     key = _read_key(opts.key) if opts.key else None
-    user = opts.user or (DEFAULT_USER if key else None)
-    if key and not disk.mountable:
-        raise InputError(opts.image, f"is a {disk.format}: --key writes into a copy of raw and "
-                                     "fixed VHD images only; convert it first (vmimage vhd "
+    user = opts.user or (DEFAULT_USER if key or opts.provision else None)
+    prov = provision.read_image(opts.image) if opts.provision else None
+    if opts.provision:
+        provnet.require_tools()
+    overrides = provision.overrides_for(prov) if prov is not None else {}
+    writes = bool(key and not opts.provision) or bool(overrides)
+    if writes and not disk.mountable:
+        raise InputError(opts.image, f"is a {disk.format}: vm boot writes into a copy of raw "
+                                     "and fixed VHD images only; convert it first (vmimage vhd "
                                      "convert IN OUT.vhd)")
     if opts.port is not None and not (1 <= opts.port <= 65535 and qemu.port_free(opts.port)):
         raise InputError("--ssh-port", f"{opts.port} is not free on 127.0.0.1")
     port = opts.port or qemu.free_port()
     directory = state.create(opts.name, opts.image)
     keeper: subprocess.Popen[bytes] | None = None
+    prep: provision.Prepared | None = None
     try:
         console = Path(opts.console_log).resolve() if opts.console_log else directory / "console.log"
         console.write_bytes(b"")
-        created, made = False, list[str]()
-        if key:
+        req = None
+        if prov is not None:
             assert user is not None
+            req = provision.request_for(user, opts.hostname, opts.key, opts.password_env,
+                                        directory.name)
+            prep = provision.prepare(directory, directory.name, req, prov, port)
+        created, made = False, list[str]()
+        if writes:
             target = directory / f"disk.{'raw' if disk.qemu_format == 'raw' else 'vhd'}"
             qemu.private_copy(image, target)
-            created, made = _inject(target, user, key)
+            created, made = (_inject(target, None, None, overrides) if opts.provision
+                             else _inject(target, user, key))
             disk_format = disk.qemu_format
         else:
             target = directory / "overlay.qcow2"
@@ -186,24 +213,45 @@ def boot(opts: BootOptions) -> Booted:
         chosen = accel.detect()
         machine = qemu.Machine(directory.name, target, disk_format, disk.firmware, chosen, mib,
                                opts.cpus, port, console,
-                               qemu.uefi_vars(directory) if disk.firmware == "uefi" else None)
-        keeper, pid = _start_keeper(directory, qemu.command(machine))
+                               qemu.uefi_vars(directory) if disk.firmware == "uefi" else None,
+                               tap=provnet.TAP if prep else None,
+                               cdrom=prep.cdrom if prep else None,
+                               asset_tag=provnet.AZURE_ASSET_TAG if prep else None)
+        started = time.monotonic()
+        keeper, pid = _start_keeper(directory, qemu.command(machine),
+                                    provnet.unshare_prefix() if prep else None,
+                                    (prep.listener.fileno(),) if prep else ())
         record = VmRecord(directory.name, pid, port, str(image.resolve()), str(target),
                           chosen.name, disk.firmware,
                           datetime.now(UTC).isoformat(timespec="seconds"),
                           str(console), user, str(Path(opts.key).resolve()) if opts.key else None)
-        seconds = wait_for_ssh(opts.image, port, console, directory / "qemu.log", keeper.poll,
-                               opts.timeout)
+        verdict = None
+        if prep is not None and req is not None:
+            prep.listener.close()  # the forwarder holds it now
+            verdict = provision.watch(prep, req, port, console, directory / "qemu.log",
+                                      keeper.poll, started, started + opts.timeout)
+            seconds = verdict.seconds_login or verdict.seconds_ready or 0.0
+            if not verdict.provisioned:
+                _give_up(keeper)
+                state.remove(directory)
+                return Booted(record, disk, time.monotonic() - started, chosen.reason,
+                              verdict=verdict)
+        else:
+            seconds = wait_for_ssh(opts.image, port, console, directory / "qemu.log",
+                                   keeper.poll, opts.timeout)
         state.save(directory, record)
         assert keeper.stdin is not None
         keeper.stdin.write(DETACH)
         keeper.stdin.close()
         (directory / state.BOOTING).unlink(missing_ok=True)
-        return Booted(record, disk, seconds, chosen.reason, created, tuple(made))
+        return Booted(record, disk, seconds, chosen.reason, created, tuple(made), verdict)
     except BaseException:
         _give_up(keeper)
         state.remove(directory)
         raise
+    finally:
+        if prep is not None:
+            prep.listener.close()
 
 
 def listing() -> list[VmRecord]:

@@ -45,9 +45,14 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                       help="connection and per-request timeout (default 15)")
     boot = p.add_argument_group("first boot (--boot)")
     boot.add_argument("--boot", action="store_true",
-                      help="also boot the image under qemu (vm boot, on a private copy), "
-                           "run the same checks on the running VM over SSH, and report both "
-                           "side by side, marking what changed after the first boot")
+                      help="also deploy the image under qemu as Azure would (vm boot "
+                           "--provision: the image's agent creates the user), run the same "
+                           "checks on the running VM over SSH, and report both side by side, "
+                           "marking what changed after the first boot; a VM that does not "
+                           "provision fails the run")
+    boot.add_argument("--no-provision", dest="provision", action="store_false",
+                      help="with --boot: write the user and key into a private copy instead "
+                           "of provisioning (an image without an agent, or no dnsmasq here)")
     add_machine_options(boot, "--boot-timeout")
 
 
@@ -80,7 +85,7 @@ def _run_booted(args: argparse.Namespace) -> int:
     from vmimage.cli.vm import boot_failed
 
     options = BootCheckOptions(memory=args.memory, cpus=args.cpus, timeout=args.boot_timeout,
-                               console_log=args.console_log)
+                               console_log=args.console_log, provision=args.provision)
     try:
         return run_report(args, lambda profile: check_booted(args.target, profile, args.role,
                                                              args.only, options))

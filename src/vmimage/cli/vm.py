@@ -41,6 +41,16 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--user", metavar="NAME",
                    help="the user --key is written for, created if the image lacks it "
                         "(default azureuser)")
+    p.add_argument("--provision", action="store_true",
+                   help="deploy as Azure does: ovf-env.xml on a DVD, DHCP with Azure's options, "
+                        "the WireServer and IMDS emulated in a network namespace of the VM's "
+                        "own; the agent (or cloud-init) creates --user with --key or the "
+                        "password; the verdict says whether it provisioned (exit 1 if not)")
+    p.add_argument("--password-env", metavar="VAR",
+                   help="with --provision: the user's password, read from this environment "
+                        "variable (never an argument)")
+    p.add_argument("--hostname", metavar="NAME",
+                   help="with --provision: the host name in ovf-env.xml (default: the VM's name)")
     p.add_argument("--format", "-f", dest="fmt", choices=DATA_FORMATS, help="text or json")
     p = command(vm, "list", list_vms, list_vms.__doc__)
     p.add_argument("--format", "-f", dest="fmt", choices=DATA_FORMATS, help="text or json")
@@ -70,13 +80,14 @@ def boot(args: argparse.Namespace) -> int:
 
     check_format(args.fmt, DATA_FORMATS)
     opts = BootOptions(args.image, args.name, args.ssh_port, args.memory, args.cpus,
-                       args.console_log, args.timeout, args.key, args.user)
+                       args.console_log, args.timeout, args.key, args.user, args.provision,
+                       args.password_env, args.hostname)
     try:
         booted = run_boot(opts)
     except BootFailed as exc:
         return boot_failed(exc)
     _show_booted(booted, args.fmt)
-    return 0
+    return 0 if booted.verdict is None or booted.verdict.provisioned else 1
 
 
 def boot_failed(exc: BootFailed) -> int:
@@ -92,16 +103,25 @@ def boot_failed(exc: BootFailed) -> int:
 
 def _show_booted(booted: Booted, fmt: str | None) -> None:
     rec = booted.record
+    verdict = booted.verdict
     if fmt == "json":
         print(json.dumps({**rec.to_dict(), "seconds": round(booted.seconds, 1),
                           "user_created": booted.user_created,
-                          "host_keys_generated": list(booted.host_keys), "image_modified": False},
+                          "host_keys_generated": list(booted.host_keys), "image_modified": False,
+                          **({"provisioning": verdict.to_dict()} if verdict else {})},
                          indent=2))
         return
+    if verdict is not None:
+        _show_verdict(booted)
+        if not verdict.provisioned:
+            return
     print(f"{rec.name}: up in {booted.seconds:.1f} s ({rec.firmware.upper()}, {rec.accel}: "
           f"{booted.accel_reason})")
     print(f"  ssh:      vmimage vm ssh {rec.name}   (127.0.0.1:{rec.port})")
-    if rec.key:
+    if rec.key and verdict is not None:
+        print(f"  key:      {rec.key} given to the image's {verdict.by} for user {rec.user} "
+              "(ovf-env.xml and IMDS)")
+    elif rec.key:
         made = " (created)" if booted.user_created else ""
         print(f"  key:      {rec.key} authorized for user {rec.user}{made}, in a private "
               "copy of the image")
@@ -111,6 +131,29 @@ def _show_booted(booted: Booted, fmt: str | None) -> None:
     print(f"  image:    {rec.image} (not modified)")
     print(f"  console:  {rec.console}")
     print(f"  stop:     vmimage vm stop {rec.name}")
+
+
+def _show_verdict(booted: Booted) -> None:
+    """The provisioning verdict, then what was seen (all of it when it failed)."""
+    from vmimage.textsafe import printable
+
+    v = booted.verdict
+    assert v is not None
+    word = "provisioned" if v.provisioned else "NOT PROVISIONED"
+    took = f" in {v.seconds_login or v.seconds_ready} s" if v.provisioned else ""
+    print(f"{booted.record.name}: {word}{took}: {printable(v.reason)}")
+    print(f"  by:        {v.by} (as the image is set up)")
+    for path in v.overrides:
+        print(f"  override:  {path} on the private copy (needed under QEMU only)")
+    for said in v.blockers:
+        print(f"  image:     {printable(said)}")
+    if v.provisioned:
+        return
+    for label, lines in (("health", v.health), ("dhcp", v.dhcp), ("requests", v.requests),
+                         ("console", v.console)):
+        print(f"  {label}:" + ("" if lines else " none"))
+        for line in lines:
+            print(f"    | {printable(line)}")
 
 
 def list_vms(args: argparse.Namespace) -> int:

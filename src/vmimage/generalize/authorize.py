@@ -48,10 +48,29 @@ def command() -> list[str]:
             "vmimage.generalize.authorize"]
 
 
-def request(image: str, extents: tuple[Extent, ...], user: str, key: str) -> str:
-    """The JSON the worker reads on stdin."""
+def request(image: str, extents: tuple[Extent, ...], user: str | None, key: str | None,
+            files: dict[str, str] | None = None) -> str:
+    """The JSON the worker reads on stdin: a user and key to authorize (both or neither),
+    and files to write (``vm boot --provision``'s overrides, such as a systemd drop-in)."""
     return json.dumps({"image": image, "extents": [e.to_dict() for e in extents],
-                       "user": user, "key": key})
+                       "user": user, "key": key, "files": files or {}})
+
+
+#: Where override files may go: systemd's own configuration directory only.
+OVERRIDE_DIR = "/etc/systemd/system/"
+
+
+def write_files(root: WritableRoot, files: dict[str, str]) -> list[str]:
+    """Write each override (0644, root's), creating its drop-in directory; the paths."""
+    written = []
+    for path, text in sorted(files.items()):
+        if not path.startswith(OVERRIDE_DIR) or ".." in path.split("/"):
+            raise InputError(path, f"overrides go under {OVERRIDE_DIR} only")
+        parent = path.rsplit("/", 1)[0]
+        _mkdir(root, parent, 0o755, 0, 0)
+        root.replace(path, text, 0o644)
+        written.append(path)
+    return written
 
 
 def _rows(root: WritableRoot, path: str) -> list[list[str]]:
@@ -192,8 +211,11 @@ def main() -> int:
     try:
         extents = [Extent(**e) for e in raw["extents"]]
         with mounted(raw["image"], extents, True, notes) as top, WritableRoot(top) as root:
-            answer = authorize(root, raw["user"], raw["key"])
-            answer["host_keys"] = host_keys(root)
+            answer: dict[str, Any] = {"created": False}
+            if raw.get("user") and raw.get("key"):
+                answer = authorize(root, raw["user"], raw["key"])
+                answer["host_keys"] = host_keys(root)
+            answer["written"] = write_files(root, raw.get("files") or {})
     except VmimageError as exc:
         answer = {"error": [str(getattr(exc, "source", "--key")),
                             getattr(exc, "problem", str(exc))]}

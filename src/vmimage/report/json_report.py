@@ -28,6 +28,8 @@ def to_dict(report: Report, *, only_failed: bool = False) -> dict[str, object]:
     data = _base(report, only_failed)
     if report.notes:
         data["notes"] = list(report.notes)
+    if report.provisioning is not None:
+        data["provisioning"] = report.provisioning
     if report.first_boot is not None:
         live = _base(report.first_boot, only_failed)
         data["first_boot"] = {k: live[k] for k in _FIRST_BOOT_KEYS}

@@ -57,13 +57,21 @@ class Report:
     #: What was done to examine the target that a reader must know (a VM booted, a user and
     #: key written into a private copy, never into the image).
     notes: tuple[str, ...] = ()
+    #: ``check --boot`` with provisioning: the verdict of ``vm boot --provision`` (its JSON
+    #: form: ``provisioned``, ``reason``, ``by``, ``seconds_ready``, ``health``...).
+    provisioning: dict[str, object] | None = None
+
+    @property
+    def not_provisioned(self) -> bool:
+        """The VM booted from the image did not provision as Azure would have it."""
+        return self.provisioning is not None and not self.provisioning.get("provisioned")
 
     @property
     def exit_code(self) -> int:
         """0 when nothing failed (warnings and waived failures allowed), 1 when a check failed,
-        offline or after the first boot."""
+        offline or after the first boot, or the VM did not provision."""
         after = self.first_boot.exit_code if self.first_boot is not None else 0
-        return max(worst_exit_code(self.findings), after)
+        return max(worst_exit_code(self.findings), after, int(self.not_provisioned))
 
     @property
     def failed_ids(self) -> list[str]:
@@ -73,6 +81,8 @@ class Report:
         if self.first_boot is not None:
             ids |= {f"{cid} (after first boot)" for cid in self.first_boot.failed_ids
                     if cid not in ids}
+        if self.not_provisioned:
+            ids.add("provisioning (the deployed VM did not provision)")
         return sorted(ids)
 
     @property

@@ -87,13 +87,15 @@ def first_boot_lines(report: Report, only_failed: bool = False) -> list[str]:
     changed ones first and marked ``*``, then the first-boot findings of the changed checks
     (with ``only_failed``, the table keeps the changed checks and the failures only)."""
     live = report.first_boot
+    prov = provisioning_lines(report)
     if live is None:
-        return []
+        return prov
     table = rows(report.findings, live.findings)
     shown = [r for r in table if not only_failed or r.changed or "fail" in (r.offline, r.live)]
     width = max([len(r.check_id) for r in shown] + [5])
     changed = [r for r in table if r.changed]
-    lines = ["", f"first boot: {printable(live.target)}, checked in {live.duration_s:.2f} s",
+    lines = [*prov, "",
+             f"first boot: {printable(live.target)}, checked in {live.duration_s:.2f} s",
              *(f"  {printable(n)}" for n in report.notes),
              f"  {'check':{width}}  {'offline':8} after first boot"]
     lines += [f"{'*' if r.changed else ' '} {r.check_id:{width}}  {r.offline:8} {r.live}"
@@ -105,6 +107,34 @@ def first_boot_lines(report: Report, only_failed: bool = False) -> list[str]:
     ids = {r.check_id for r in changed}
     lines += finding_lines([f for f in live.listed() if f.check_id in ids])
     return lines
+
+
+def provisioning_lines(report: Report) -> list[str]:
+    """``check --boot``'s provisioning verdict: one line, what was overridden, and on a
+    failure what was seen (health reports, DHCP, requests, console lines)."""
+    prov = report.provisioning
+    if prov is None:
+        return []
+    ok = bool(prov.get("provisioned"))
+    took = prov.get("seconds_login") or prov.get("seconds_ready")
+    lines = ["", f"provisioning: {'provisioned' if ok else 'NOT PROVISIONED'}"
+                 f"{f' in {took} s' if ok and took else ''} (by {prov.get('by')}): "
+                 f"{printable(str(prov.get('reason')))}"]
+    lines += [f"  override: {printable(str(o))} (on the private copy, needed under QEMU only)"
+              for o in _strings(prov.get("overrides"))]
+    lines += [f"  image: {printable(s)}" for s in _strings(prov.get("image_says"))]
+    if not ok:
+        if not report.notes or report.first_boot is None:
+            lines += [f"  {printable(n)}" for n in report.notes]
+        for label in ("health", "dhcp", "requests", "console"):
+            seen = _strings(prov.get(label))
+            lines.append(f"  {label}:" + ("" if seen else " none"))
+            lines += [f"    | {printable(s)}" for s in seen]
+    return lines
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
 
 
 def _header(report: Report) -> list[str]:

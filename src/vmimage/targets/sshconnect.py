@@ -250,3 +250,31 @@ def new_key_pair(directory: Path) -> tuple[Path, Path]:
         fh.write(key.export_private_key())
     public.write_bytes(key.export_public_key())
     return private, public
+
+
+def login_check(host: str, port: int, user: str, *, key: Path | None = None,
+                password: str | None = None, timeout: float = 30.0) -> str | None:
+    """Log in once and run ``true``: None when that worked, else the reason in one line.
+
+    For a throwaway local VM only (``vm boot --provision``'s "can the user log in" test):
+    its host keys are new at each boot and it listens on 127.0.0.1, so they are not checked.
+    """
+    import asyncssh
+
+    async def attempt() -> None:
+        keys = [_client_key(key)] if key is not None else ()
+        async with asyncssh.connect(host, port, username=user, known_hosts=None, config=[],
+                                    client_keys=keys, password=password,
+                                    agent_path=None, kbdint_auth=password is not None,
+                                    connect_timeout=timeout, login_timeout=timeout) as conn:
+            result = await conn.run("true", check=False, timeout=timeout)
+            if result.exit_status != 0:
+                raise OSError(f"`true` exited {result.exit_status}")
+
+    try:
+        asyncio.run(asyncio.wait_for(attempt(), timeout + 5))
+    except asyncssh.PermissionDenied:
+        return f"{user} is refused with the {'key' if key is not None else 'password'}"
+    except (asyncssh.Error, OSError, TimeoutError) as exc:
+        return one_line(str(exc) or type(exc).__name__)
+    return None

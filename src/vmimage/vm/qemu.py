@@ -2,8 +2,9 @@
 
 The image is never written: qemu boots a qcow2 overlay whose backing file is the image (qemu
 opens a backing file read-only), or a private copy of the image made when a key had to be
-written into it. Networking is user-mode only, ``restrict=on`` (the guest reaches neither the
-host nor the outside; only the forward comes in), with the one forward bound to 127.0.0.1.
+written into it. Networking is user-mode, ``restrict=on`` (the guest reaches neither the host nor the
+outside; only the forward comes in), with the one forward bound to 127.0.0.1; a provisioned
+VM has a tap in a namespace of its own instead (:mod:`vmimage.vm.provnet`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class Machine:
     port: int
     console: Path
     vars_file: Path | None = None  # a private copy of OVMF_VARS.fd, for UEFI
+    #: a provisioned VM: the tap in its namespace (instead of user networking and the
+    #: forward), the provisioning DVD, and Azure's DMI chassis asset tag
+    tap: str | None = None
+    cdrom: Path | None = None
+    asset_tag: str | None = None
 
 
 def _escape(path: Path) -> str:
@@ -53,9 +59,16 @@ def command(m: Machine) -> list[str]:
         assert m.vars_file is not None
         cmd += ["-drive", f"if=pflash,format=raw,readonly=on,file={_escape(OVMF_CODE)}",
                 "-drive", f"if=pflash,format=raw,file={_escape(m.vars_file)}"]
-    cmd += ["-drive", f"file={_escape(m.disk)},format={m.disk_format},if=virtio,cache=unsafe",
-            "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{m.port}-:22",
-            "-device", "virtio-net-pci,netdev=n0",
+    cmd += ["-drive", f"file={_escape(m.disk)},format={m.disk_format},if=virtio,cache=unsafe"]
+    if m.cdrom is not None:  # IDE (pc) or AHCI (q35): /dev/sr0, as the agent looks for it
+        cmd += ["-drive", f"file={_escape(m.cdrom)},format=raw,media=cdrom,if=ide,readonly=on"]
+    if m.asset_tag is not None:
+        cmd += ["-smbios", f"type=3,asset={m.asset_tag}"]
+    if m.tap is not None:
+        cmd += ["-netdev", f"tap,id=n0,ifname={m.tap},script=no,downscript=no"]
+    else:
+        cmd += ["-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{m.port}-:22"]
+    cmd += ["-device", "virtio-net-pci,netdev=n0",
             "-device", "virtio-rng-pci",
             "-serial", f"file:{m.console}"]
     return cmd

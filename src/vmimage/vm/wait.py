@@ -57,6 +57,11 @@ def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return [ln for ln in text.split("\n") if ln.strip()][-lines:]
 
 
+def fatal(*logs: Path) -> str | None:
+    """Why the boot is over, when a log says it (a kernel panic, an emulation failure)."""
+    return next((why for why in map(_fatal, logs) if why is not None), None)
+
+
 def _fatal(path: Path) -> str | None:
     try:
         with path.open("rb") as fh:

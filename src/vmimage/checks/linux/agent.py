@@ -115,3 +115,43 @@ def agent_regenerate_hostkeys(ctx: CheckContext) -> Outcome:
 def agent_delete_root_password(ctx: CheckContext) -> Outcome:
     """The guide asks the agent to remove root's password at provisioning."""
     return _conf_flag(ctx, "Provisioning.DeleteRootPassword")
+
+
+#: What waagent 2.x runs while it provisions (``pa/provision/default.py``, the default and
+#: Debian osutil): mount, umount and eject for the DVD, openssl for the transport certificate,
+#: useradd for the user, ssh-keygen for the host keys. A missing one is not a logged error:
+#: ``eject`` raises FileNotFoundError, the daemon dies (waagent 2.7.3 under Python 3.10+ even
+#: fails to format the traceback) and the VM never reports Ready (seen by vm boot --provision on
+#: a minbase Debian 12 with only waagent's dependencies installed).
+PROVISIONING_TOOLS = ("mount", "umount", "eject", "openssl", "useradd", "ssh-keygen")
+_PATH = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+@rule(id="LINUX-AGENT-PROVISIONING-TOOLS",
+      title="The programs the agent runs while provisioning are installed",
+      severity=Severity.FAIL, covers=("LNX-AGENT", "REG-DEPLOY"),
+      remediation="Install them (Debian/Ubuntu: apt-get install eject mount openssl passwd "
+                  "openssh-client; RHEL: util-linux, openssl, shadow-utils, openssh): the agent's "
+                  "package does not depend on all of them.",
+      needs=("filesystem",))
+def agent_provisioning_tools(ctx: CheckContext) -> Outcome:
+    """A minimal image with the agent's package alone can lack ``eject``; the agent then
+    crashes after reading the DVD and the deployment times out (OSProvisioningTimedOut)."""
+    assert ctx.target is not None
+    from vmimage.facts.provisioner import read_provisioner
+
+    prov = read_provisioner(ctx.target)
+    if not prov.agent.installed or prov.by == "cloud-init":
+        return skipped("the Azure agent does not provision this image (it is "
+                       f"{'not installed' if not prov.agent.installed else 'cloud-init'}): "
+                       "cloud-init's own needs are not checked", Evidence(path=prov.agent.evidence))
+    found = {tool: next((f"{d}/{tool}" for d in _PATH if ctx.target.exists(f"{d}/{tool}")),
+                        None) for tool in PROVISIONING_TOOLS}
+    missing = [tool for tool, path in found.items() if path is None]
+    if missing:
+        return violated(f"{', '.join(missing)} not found in {', '.join(_PATH)}: the agent "
+                        "cannot finish provisioning",
+                        Evidence(path=_PATH[0], seen="missing: " + ", ".join(missing),
+                                 required=", ".join(PROVISIONING_TOOLS)))
+    return passed(f"{', '.join(PROVISIONING_TOOLS)} are installed",
+                  Evidence(path=found["eject"], seen="present"))
