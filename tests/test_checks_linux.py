@@ -205,6 +205,9 @@ CASES = [
                                                 "walinuxagent.service"), Status.FAIL, "not enabled"),
     Case("LINUX-AGENT-PROVISIONING-TOOLS", lambda d: rm(d, "/usr/bin/eject"), Status.FAIL,
          "eject not found"),
+    Case("LINUX-SSH-HOSTKEYS-AT-BOOT", lambda d: rm(d, "/etc/systemd/system/multi-user.target."
+                                                    "wants/ssh-hostkeys.service"),
+         Status.FAIL, "nothing makes them before sshd starts"),
     Case("LINUX-AGENT-AUTOUPDATE", waagent("AutoUpdate.Enabled", "n"), Status.WARNING,
          "AutoUpdate.Enabled=n", evidence_path="/etc/waagent.conf"),
     Case("LINUX-AGENT-REGENERATE-HOSTKEYS", waagent("Provisioning.RegenerateSshHostKeyPair", "n"),

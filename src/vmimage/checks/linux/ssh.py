@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import is_file
 from vmimage.facts.services import SSH_UNITS, service_state
@@ -83,3 +85,72 @@ def ssh_hostkeys_absent(ctx: CheckContext) -> Outcome:
         return violated(f"{len(keys)} host key file(s) present",
                         Evidence(path=keys[0], seen=", ".join(keys), required="none"))
     return passed("no SSH host keys in /etc/ssh", Evidence(path="/etc/ssh", seen="none"))
+
+
+#: Units that make host keys before sshd: Fedora/RHEL's sshd-keygen, cloud-init (its ssh
+#: module runs in cloud-init.service, ordered before sshd).
+_KEYGEN_UNITS = ("sshd-keygen.target", "sshd-keygen@.service", "sshd-keygen.service",
+                 "cloud-init.service")
+
+
+def _keygen_units(ctx: CheckContext) -> list[str]:
+    """Enabled units (in /etc/systemd/system/*.wants) whose unit file runs ssh-keygen."""
+    assert ctx.target is not None
+    found = []
+    for wants in ctx.target.glob("/etc/systemd/system/*.wants"):
+        for name in ctx.target.iterdir(wants):
+            try:
+                text = ctx.target.read_text(f"{wants}/{name}")
+            except OSError:
+                continue
+            if re.search(r"(?m)^\s*ExecStart(Pre)?\s*=.*\bssh-keygen\b", text):
+                found.append(f"{wants}/{name}")
+    return found
+
+
+@rule(id="LINUX-SSH-HOSTKEYS-AT-BOOT",
+      title="Host keys are made at first boot before sshd starts",
+      severity=Severity.FAIL, covers=("LNX-SSH-HOSTKEYS", "REG-DEPLOY"),
+      remediation="Have the keys made before sshd starts: cloud-init, the distribution's "
+                  "sshd-keygen units, or a oneshot unit (Before=ssh.service, "
+                  "ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key, ExecStart=ssh-keygen -A) "
+                  "enabled. The agent's regeneration alone comes too late on Debian.",
+      needs=("filesystem",))
+def ssh_hostkeys_at_boot(ctx: CheckContext) -> Outcome:
+    """A generalized image has no host keys; Debian's ssh.service then fails at boot, and
+    waagent 2.7.3 regenerates the keys only after multi-user.target and restarts sshd with
+    ``systemctl try-reload-or-restart``, which does not start a failed unit: the VM reports
+    Ready and nobody can log in (seen by ``vm boot --provision``)."""
+    assert ctx.target is not None
+    keys = ctx.target.glob("/etc/ssh/ssh_host_*_key")
+    if keys:
+        return passed(f"{len(keys)} host key(s) present: sshd starts with them",
+                      Evidence(path=keys[0], seen="present"))
+    sshd = service_state(ctx.target, *SSH_UNITS)
+    if not sshd.installed:
+        return skipped("no SSH server unit: LINUX-SSH-ENABLED says why",
+                       Evidence(path=sshd.evidence))
+    unit_text = ""
+    if sshd.path is not None:
+        try:
+            unit_text = ctx.target.read_text(sshd.path)
+        except OSError:
+            unit_text = ""
+    if re.search(r"ssh-?keygen", unit_text):
+        return passed(f"{sshd.unit} makes its host keys itself",
+                      Evidence(path=sshd.path, seen="ssh-keygen / sshd-keygen"))
+    for unit in _KEYGEN_UNITS:
+        state = service_state(ctx.target, unit)
+        if state.enabled:
+            return passed(f"{unit} makes the host keys at boot",
+                          Evidence(path=state.evidence, seen="enabled"))
+    made_by = _keygen_units(ctx)
+    if made_by:
+        return passed("an enabled unit runs ssh-keygen at boot",
+                      Evidence(path=made_by[0], seen="ssh-keygen"))
+    return violated("no SSH host keys in the image and nothing makes them before sshd starts: "
+                    f"{sshd.unit} fails at first boot, and the agent's later regeneration does "
+                    "not start it again",
+                    Evidence(path="/etc/ssh", seen="no ssh_host_*_key; no ssh-keygen unit, "
+                             "sshd-keygen or cloud-init enabled",
+                             required="keys made before sshd"))
