@@ -40,6 +40,7 @@ from vmimage.errors import InputError
 from vmimage.facts.provisioner import Provisioner, read_provisioner
 from vmimage.secrets import register_secret
 from vmimage.vm import endpoints, iso, provnet
+from vmimage.vm.keeper import SERVICES
 from vmimage.vm.ovfenv import Provisioning, ovf_env_xml
 from vmimage.vm.wait import banner, tail
 
@@ -73,10 +74,8 @@ class Prepared:
     provisioner: Provisioner
     overrides: dict[str, str]  # path in the guest -> text
     cdrom: Path
-    services: Path
     files: provnet.NetFiles
     listener: socket.socket
-    endpoint_config: endpoints.EndpointConfig
 
 
 @dataclass(frozen=True)
@@ -158,9 +157,7 @@ def read_image(image: str) -> Provisioner:
     try:
         return read_provisioner(target)
     finally:
-        close = getattr(target, "close", None)
-        if callable(close):
-            close()
+        target.close()
 
 
 def prepare(directory: Path, vm_name: str, req: ProvisionRequest, prov: Provisioner,
@@ -203,9 +200,8 @@ def prepare(directory: Path, vm_name: str, req: ProvisionRequest, prov: Provisio
         {"name": "forward", "argv": [*python, "vmimage.vm.forward", str(fd), provnet.GUEST,
                                      "22"], "pass_fds": [fd]}],
         "wait": [f"{host}:{p}" for host, p in endpoints.AZURE_ADDRESSES]}
-    services = directory / "services.json"
-    services.write_text(json.dumps(spec))
-    return Prepared(prov, overrides_for(prov), cdrom, services, files, listener, config)
+    (directory / SERVICES).write_text(json.dumps(spec))
+    return Prepared(prov, overrides_for(prov), cdrom, files, listener)
 
 
 def _login(port: int, req: ProvisionRequest, timeout: float) -> str | None:
@@ -287,10 +283,10 @@ def _verdict(prep: Prepared, req: ProvisionRequest, state: endpoints.Provisionin
     else:
         reason = f"{state.describe()} within the time allowed"
         ok = False
-    requests = tuple(f"{r.method} {r.path} -> {r.status}"
-                     for r in endpoints.read_log(prep.files.requests))
+    log = endpoints.read_log(prep.files.requests)
+    requests = tuple(f"{r.method} {r.path} -> {r.status}" for r in log)
     health = tuple(f"{h.state}" + (f" ({h.substatus}: {h.description})" if h.substatus else "")
-                   for h in endpoints.health_reports(prep.files.requests))
+                   for h in (r.health for r in log) if h is not None)
     lines = tuple(ln for ln in tail(console, 400) if _RELEVANT.search(ln))[-25:]
     return Verdict(ok, reason, prov.by,
                    round(ready_at - started, 1) if ready_at else None,

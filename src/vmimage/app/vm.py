@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vmimage.app.provision import Verdict
+from vmimage.app import provision
 from vmimage.errors import InputError
 from vmimage.vm import accel, provnet, qemu, state
 from vmimage.vm.disk import BootDisk, describe
@@ -65,7 +65,7 @@ class Booted:
     accel_reason: str
     user_created: bool = False
     host_keys: tuple[str, ...] = ()
-    verdict: Verdict | None = None  # with --provision
+    verdict: provision.Verdict | None = None  # with --provision
 
 
 def memory_mib(text: str) -> int:
@@ -160,8 +160,6 @@ def boot(opts: BootOptions) -> Booted:
         InputError: the image, a flag or the host cannot be used (exit 2).
         BootFailed: it started but did not reach SSH (the last console lines attached).
     """
-    from vmimage.app import provision
-
     image = Path(opts.image)
     disk = describe(opts.image)
     qemu.require_tools(disk.firmware)

@@ -135,25 +135,11 @@ def _show_booted(booted: Booted, fmt: str | None) -> None:
 
 def _show_verdict(booted: Booted) -> None:
     """The provisioning verdict, then what was seen (all of it when it failed)."""
-    from vmimage.textsafe import printable
+    from vmimage.report.render import verdict_lines
 
-    v = booted.verdict
-    assert v is not None
-    word = "provisioned" if v.provisioned else "NOT PROVISIONED"
-    took = f" in {v.seconds_login or v.seconds_ready} s" if v.provisioned else ""
-    print(f"{booted.record.name}: {word}{took}: {printable(v.reason)}")
-    print(f"  by:        {v.by} (as the image is set up)")
-    for path in v.overrides:
-        print(f"  override:  {path} on the private copy (needed under QEMU only)")
-    for said in v.blockers:
-        print(f"  image:     {printable(said)}")
-    if v.provisioned:
-        return
-    for label, lines in (("health", v.health), ("dhcp", v.dhcp), ("requests", v.requests),
-                         ("console", v.console)):
-        print(f"  {label}:" + ("" if lines else " none"))
-        for line in lines:
-            print(f"    | {printable(line)}")
+    assert booted.verdict is not None
+    for line in verdict_lines(booted.verdict.to_dict(), booted.record.name):
+        print(line)
 
 
 def list_vms(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from vmimage.facts.live import Address
     from vmimage.facts.osrelease import OsRelease
     from vmimage.facts.packages import PackageDb
+    from vmimage.facts.provisioner import Provisioner
     from vmimage.facts.sshd import SshdConfig
     from vmimage.facts.swap import SwapSource
     from vmimage.facts.waagent import WaagentConf
@@ -115,6 +116,13 @@ class Facts:
         from vmimage.facts import live
 
         return live.machine(self.target)
+
+    @cached_property
+    def provisioner(self) -> Provisioner:
+        """Who would provision the image at first boot, and what would stop it."""
+        from vmimage.facts.provisioner import read_provisioner
+
+        return read_provisioner(self.target, self.waagent)
 
     @cached_property
     def addresses(self) -> list[Address] | None:

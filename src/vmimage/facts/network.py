@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from vmimage.errors import InputError
 from vmimage.facts._includes import IncludeWalk
 from vmimage.facts._shell import assignments
+from vmimage.facts.programs import find_tools, first_existing
 from vmimage.facts.services import ServiceState, service_state
 from vmimage.targets.base import Target
 
@@ -262,24 +263,6 @@ class NetworkStack:
         return next((c for c in ours if c.at_boot), ours[0] if ours else None)
 
 
-def _first(target: Target, *paths: str) -> str | None:
-    return next((p for p in paths if target.exists(p)), None)
-
-
-def _tools(target: Target, *groups: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(found, missing): for each group of alternatives, the first that exists, or the first
-    name when none does."""
-    found: list[str] = []
-    missing: list[str] = []
-    for group in groups:
-        path = _first(target, *group)
-        if path is None:
-            missing.append(group[0])
-        else:
-            found.append(path)
-    return tuple(found), tuple(missing)
-
-
 def _enabled(state: ServiceState) -> bool:
     return state.enabled and not state.masked
 
@@ -299,12 +282,12 @@ def _boolish(value: object) -> bool:
 
 def _ifupdown(target: Target) -> NetworkStack | None:
     ifaces = [i for i in ifupdown_interfaces(target) if i.family == "inet" and i.name != "lo"]
-    installed = _first(target, "/sbin/ifup", "/usr/sbin/ifup",
+    installed = first_existing(target, "/sbin/ifup", "/usr/sbin/ifup",
                        "/lib/systemd/system/networking.service", "/etc/init.d/networking")
     if installed is None and not ifaces:
         return None
     state = service_state(target, "networking.service")
-    found, missing = _tools(target, ("/sbin/ifup", "/usr/sbin/ifup"),
+    found, missing = find_tools(target, ("/sbin/ifup", "/usr/sbin/ifup"),
                             ("/sbin/ifdown", "/usr/sbin/ifdown"))
     configs = tuple(
         NicConfig("ifupdown", i.name, i.method, i.auto, i.name == PRIMARY_NIC, i.path, i.line,
@@ -385,7 +368,7 @@ def _netplan_configs(target: Target, files: list[str]) -> tuple[list[NicConfig],
 
 def _netplan(target: Target) -> NetworkStack | None:
     files = netplan_files(target)
-    installed = _first(target, "/usr/lib/systemd/system-generators/netplan",
+    installed = first_existing(target, "/usr/lib/systemd/system-generators/netplan",
                        "/lib/systemd/system-generators/netplan", "/usr/sbin/netplan",
                        "/lib/netplan/generate", "/usr/lib/netplan/generate")
     if installed is None and not files:
@@ -400,7 +383,7 @@ def _netplan(target: Target) -> NetworkStack | None:
         daemon = ("/usr/lib/systemd/systemd-networkd", "/lib/systemd/systemd-networkd")
         # netplan's generator enables systemd-networkd itself for what it renders
         starts = state.installed and not state.masked
-    found, missing = _tools(target, ("/usr/sbin/netplan", "/sbin/netplan"), daemon)
+    found, missing = find_tools(target, ("/usr/sbin/netplan", "/sbin/netplan"), daemon)
     return NetworkStack(f"netplan ({renderer})", installed or files[0], state,
                         starts and installed is not None, found, missing, "/etc/netplan",
                         tuple(configs), tuple(notes))
@@ -548,13 +531,13 @@ def _auto_default(target: Target) -> NicConfig:
 
 
 def _networkmanager(target: Target, distro: str) -> NetworkStack | None:
-    installed = _first(target, "/usr/sbin/NetworkManager", "/sbin/NetworkManager",
+    installed = first_existing(target, "/usr/sbin/NetworkManager", "/sbin/NetworkManager",
                        "/lib/systemd/system/NetworkManager.service",
                        "/usr/lib/systemd/system/NetworkManager.service")
     if installed is None:
         return None
     state = service_state(target, "NetworkManager.service")
-    found, missing = _tools(target, ("/usr/bin/nmcli", "/bin/nmcli"))
+    found, missing = find_tools(target, ("/usr/bin/nmcli", "/bin/nmcli"))
     configs: list[NicConfig] = []
     notes: list[str] = []
     for path in nm_connection_files(target):
@@ -580,12 +563,12 @@ def _networkmanager(target: Target, distro: str) -> NetworkStack | None:
 
 
 def _network_scripts(target: Target) -> NetworkStack | None:
-    installed = _first(target, "/etc/rc.d/init.d/network", "/etc/init.d/network",
+    installed = first_existing(target, "/etc/rc.d/init.d/network", "/etc/init.d/network",
                        "/etc/sysconfig/network-scripts/ifup-eth")
     if installed is None:
         return None
     state = service_state(target, "network.service")
-    found, missing = _tools(target, ("/usr/sbin/ifup", "/sbin/ifup"),
+    found, missing = find_tools(target, ("/usr/sbin/ifup", "/sbin/ifup"),
                             ("/usr/sbin/ifdown", "/sbin/ifdown"))
     configs = ifcfg_configs(target, "network-scripts")
     return NetworkStack("network-scripts", installed, state, _enabled(state), found, missing,
@@ -593,11 +576,11 @@ def _network_scripts(target: Target) -> NetworkStack | None:
 
 
 def _wicked(target: Target) -> NetworkStack | None:
-    installed = _first(target, "/usr/sbin/wicked", "/usr/lib/systemd/system/wicked.service")
+    installed = first_existing(target, "/usr/sbin/wicked", "/usr/lib/systemd/system/wicked.service")
     if installed is None:
         return None
     state = service_state(target, "wicked.service")
-    found, missing = _tools(target, ("/usr/sbin/wicked", "/sbin/wicked"))
+    found, missing = find_tools(target, ("/usr/sbin/wicked", "/sbin/wicked"))
     configs = ifcfg_configs(target, "wicked", suse=True)
     return NetworkStack("wicked", installed, state, _enabled(state), found, missing,
                         "/etc/sysconfig/network", tuple(configs))
@@ -651,11 +634,11 @@ def _networkd_file(target: Target, path: str) -> NicConfig | None:
 
 
 def _networkd(target: Target) -> NetworkStack | None:
-    installed = _first(target, "/usr/lib/systemd/systemd-networkd", "/lib/systemd/systemd-networkd")
+    installed = first_existing(target, "/usr/lib/systemd/systemd-networkd", "/lib/systemd/systemd-networkd")
     if installed is None:
         return None
     state = service_state(target, "systemd-networkd.service")
-    found, missing = _tools(target, ("/usr/bin/networkctl", "/bin/networkctl"))
+    found, missing = find_tools(target, ("/usr/bin/networkctl", "/bin/networkctl"))
     by_name: dict[str, str] = {}
     for directory in _NETWORKD_DIRS:  # a name in /etc hides the same name in /usr/lib
         for path in target.glob(f"{directory}/*.network"):

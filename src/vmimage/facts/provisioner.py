@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from vmimage.facts.services import AGENT_UNITS, ServiceState, service_state
-from vmimage.facts.waagent import read_waagent_conf
+from vmimage.facts.waagent import WaagentConf, read_waagent_conf
 from vmimage.targets.base import Target
 
 PROVISIONED_FILE = "/var/lib/waagent/provisioned"
@@ -90,9 +90,10 @@ def _conditions(target: Target, path: str | None) -> tuple[tuple[str, str], ...]
     return tuple(found)
 
 
-def read_provisioner(target: Target) -> Provisioner:
-    """The image's provisioning set-up (see the module's docstring)."""
-    conf = read_waagent_conf(target)
+def read_provisioner(target: Target, conf: WaagentConf | None = None) -> Provisioner:
+    """The image's provisioning set-up (see the module's docstring); ``conf`` when the
+    caller has already read ``/etc/waagent.conf``."""
+    conf = conf if conf is not None else read_waagent_conf(target)
     agent = service_state(target, *AGENT_UNITS)
     cloud_init = service_state(target, CLOUD_INIT_UNIT)
     setting = conf.get("Provisioning.Agent")

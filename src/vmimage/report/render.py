@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import io
 import shutil
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -110,22 +111,28 @@ def first_boot_lines(report: Report, only_failed: bool = False) -> list[str]:
 
 
 def provisioning_lines(report: Report) -> list[str]:
-    """``check --boot``'s provisioning verdict: one line, what was overridden, and on a
-    failure what was seen (health reports, DHCP, requests, console lines)."""
-    prov = report.provisioning
-    if prov is None:
+    """``check --boot``'s provisioning verdict (:func:`verdict_lines`); the notes go with it
+    when the VM did not provision, as there is then no first-boot section to carry them."""
+    if report.provisioning is None:
         return []
+    notes = report.notes if report.first_boot is None else ()
+    return ["", *verdict_lines(report.provisioning, "provisioning", notes)]
+
+
+def verdict_lines(prov: Mapping[str, object], head: str, notes: Sequence[str] = ()) -> list[str]:
+    """A provisioning verdict (its JSON form) as text, for ``check --boot`` and ``vm boot
+    --provision`` alike: one line, what was overridden, what the image says, and on a failure
+    what was seen (health reports, DHCP, requests, console lines)."""
     ok = bool(prov.get("provisioned"))
     took = prov.get("seconds_login") or prov.get("seconds_ready")
-    lines = ["", f"provisioning: {'provisioned' if ok else 'NOT PROVISIONED'}"
-                 f"{f' in {took} s' if ok and took else ''} (by {prov.get('by')}): "
-                 f"{printable(str(prov.get('reason')))}"]
+    lines = [f"{head}: {'provisioned' if ok else 'NOT PROVISIONED'}"
+             f"{f' in {took} s' if ok and took else ''} (by {prov.get('by')}): "
+             f"{printable(str(prov.get('reason')))}"]
     lines += [f"  override: {printable(str(o))} (on the private copy, needed under QEMU only)"
               for o in _strings(prov.get("overrides"))]
     lines += [f"  image: {printable(s)}" for s in _strings(prov.get("image_says"))]
     if not ok:
-        if not report.notes or report.first_boot is None:
-            lines += [f"  {printable(n)}" for n in report.notes]
+        lines += [f"  {printable(n)}" for n in notes]
         for label in ("health", "dhcp", "requests", "console"):
             seen = _strings(prov.get(label))
             lines.append(f"  {label}:" + ("" if seen else " none"))

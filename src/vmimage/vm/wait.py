@@ -88,11 +88,10 @@ def wait_for_ssh(image: str, port: int, console: Path, qemu_log: Path,
     """
     start = time.monotonic()
     while True:
-        for log in (console, qemu_log):
-            why = _fatal(log)
-            if why is not None:
-                raise BootFailed(image, f"{why} after {time.monotonic() - start:.0f} s",
-                                 tail(console) + tail(qemu_log, 3))
+        why = fatal(console, qemu_log)
+        if why is not None:
+            raise BootFailed(image, f"{why} after {time.monotonic() - start:.0f} s",
+                             tail(console) + tail(qemu_log, 3))
         status = exited()
         if status is not None:
             said = tail(qemu_log, 3)

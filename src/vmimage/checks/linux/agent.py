@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import posixpath
+
 from vmimage.checks.context import CheckContext
 from vmimage.checks.linux.common import is_file
 from vmimage.facts.packages import InstalledPackage
+from vmimage.facts.programs import find_tools
 from vmimage.facts.services import AGENT_UNITS, service_state
 from vmimage.facts.versions import upstream_version, version_at_least
 from vmimage.findings import Evidence, Outcome, Severity, passed, skipped, violated
@@ -138,20 +141,18 @@ def agent_provisioning_tools(ctx: CheckContext) -> Outcome:
     """A minimal image with the agent's package alone can lack ``eject``; the agent then
     crashes after reading the DVD and the deployment times out (OSProvisioningTimedOut)."""
     assert ctx.target is not None
-    from vmimage.facts.provisioner import read_provisioner
-
-    prov = read_provisioner(ctx.target)
+    prov = ctx.system.provisioner
     if not prov.agent.installed or prov.by == "cloud-init":
         return skipped("the Azure agent does not provision this image (it is "
                        f"{'not installed' if not prov.agent.installed else 'cloud-init'}): "
                        "cloud-init's own needs are not checked", Evidence(path=prov.agent.evidence))
-    found = {tool: next((f"{d}/{tool}" for d in _PATH if ctx.target.exists(f"{d}/{tool}")),
-                        None) for tool in PROVISIONING_TOOLS}
-    missing = [tool for tool, path in found.items() if path is None]
+    found, missing = find_tools(ctx.target, *(tuple(f"{d}/{tool}" for d in _PATH)
+                                              for tool in PROVISIONING_TOOLS))
     if missing:
-        return violated(f"{', '.join(missing)} not found in {', '.join(_PATH)}: the agent "
+        names = [posixpath.basename(m) for m in missing]
+        return violated(f"{', '.join(names)} not found in {', '.join(_PATH)}: the agent "
                         "cannot finish provisioning",
-                        Evidence(path=_PATH[0], seen="missing: " + ", ".join(missing),
+                        Evidence(path=_PATH[0], seen="missing: " + ", ".join(names),
                                  required=", ".join(PROVISIONING_TOOLS)))
     return passed(f"{', '.join(PROVISIONING_TOOLS)} are installed",
-                  Evidence(path=found["eject"], seen="present"))
+                  Evidence(path=next(f for f in found if f.endswith("/eject")), seen="present"))
