@@ -172,3 +172,27 @@ def test_bad_provisioning_flags_are_one_line(tmp_path, args, says):
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr, proc.stderr
     assert not any((tmp_path / "state").rglob("*.iso"))
+
+
+@pytest.mark.parametrize("flags", [["--provision"], []])
+def test_vm_boot_refuses_an_image_without_an_os(tmp_path, flags):
+    """A data disk (a partition table and an empty ext4, nothing to boot) is refused in one
+    line before anything is booted, and left as it was."""
+    disk = tmp_path / "data.raw"
+    with open(disk, "wb") as fh:
+        fh.truncate(64 << 20)
+    subprocess.run(["sfdisk", "-q", str(disk)], input=b"start=2048, type=83\n", check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "offset=1048576", str(disk), "60M"],
+                   check=True)
+    before = disk.read_bytes()
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    proc = subprocess.run([sys.executable, "-m", "vmimage", "vm", "boot", str(disk), *flags,
+                           "--key", f"{key}.pub"],
+                          env={**os.environ, "VMIMAGE_STATE_DIR": str(tmp_path / "state")},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "no operating system found (a data disk?)" in proc.stderr
+    assert disk.read_bytes() == before
+    assert not list((tmp_path / "state").rglob("*.iso"))

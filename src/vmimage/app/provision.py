@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmimage.errors import InputError
-from vmimage.facts.provisioner import Provisioner, read_provisioner
+from vmimage.facts.provisioner import Provisioner
 from vmimage.secrets import register_secret
 from vmimage.vm import endpoints, iso, provnet
 from vmimage.vm.keeper import SERVICES
@@ -146,16 +146,31 @@ def overrides_for(prov: Provisioner) -> dict[str, str]:
 
 
 def read_image(image: str) -> Provisioner:
-    """The image's provisioning set-up, read offline.
+    """The image's provisioning set-up, read offline, before anything is booted: ``vm boot``
+    reads it for every image, so that one with nothing to boot is refused at once instead of
+    waited for until the timeout.
 
     Raises:
-        InputError: the image holds no Linux system vmimage can read.
+        InputError: the image holds no Linux system vmimage can read (a data disk), or a
+            Windows one (it would never answer on SSH; unattend and the Windows agent are not
+            emulated).
     """
+    from vmimage.app.check import detect_family
+    from vmimage.facts import Facts
     from vmimage.targets.open import open_target
 
     target = open_target(image)
     try:
-        return read_provisioner(target)
+        facts = Facts(target)
+        family = detect_family(target, facts)
+        if family is None:
+            raise InputError(image, "no operating system found (a data disk?): vm boot "
+                                    "deploys an OS image")
+        if family != "linux":
+            raise InputError(image, f"holds a {family.capitalize()} system: vm boot deploys "
+                                    "Linux images, reached over SSH (Windows' unattend and agent "
+                                    "are not emulated)")
+        return facts.provisioner
     finally:
         target.close()
 

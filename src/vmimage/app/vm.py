@@ -173,7 +173,8 @@ def boot(opts: BootOptions) -> Booted:
                                            "ovf-env.xml); without it give --key")
     key = _read_key(opts.key) if opts.key else None
     user = opts.user or (DEFAULT_USER if key or opts.provision else None)
-    prov = provision.read_image(opts.image) if opts.provision else None
+    setup = provision.read_image(opts.image)  # refuses a data disk or a Windows image
+    prov = setup if opts.provision else None
     if opts.provision:
         provnet.require_tools()
     overrides = provision.overrides_for(prov) if prov is not None else {}
