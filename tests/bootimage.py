@@ -43,7 +43,9 @@ from tests import imagebuild as ib
 #: The provisioning variants (``vm boot --provision``'s tests): the compliant image, and one
 #: image per reason Azure's deployment of it would fail.
 PROVISION_VARIANTS = ("agent-disabled", "agent-off", "static-ip", "not-generalized")
-VARIANTS = ("normal", "panic", "swap", "uefi", *PROVISION_VARIANTS)
+#: ``cloud-init``: the compliant image with cloud-init provisioning it (imagebuild's
+#: ``cloud_init_tree``), as Azure's own Debian images do.
+VARIANTS = ("normal", "panic", "swap", "uefi", "cloud-init", *PROVISION_VARIANTS)
 _INIT_SLEEP = re.compile(r'^(\s*)ROOTDELAY="\$\{x#rootdelay=\}"$', re.M)
 
 
@@ -210,9 +212,14 @@ def bootable_disk(variant: str = "normal") -> ib.Disk:
                 start = time.monotonic()
                 _prune(path.parent, key)
                 tmp = path.with_name(f".{path.name}.tmp")
-                disk = (ib.build_disk(tmp, ib.compliant_tree(), label="gpt", esp=True)
-                        if variant == "uefi" else ib.compliant_copy(tmp))
-                make_bootable(disk, ib.compliant_tree(), variant)
+                tree = ib.cloud_init_tree() if variant == "cloud-init" else ib.compliant_tree()
+                if variant == "uefi":
+                    disk = ib.build_disk(tmp, tree, label="gpt", esp=True)
+                elif variant == "cloud-init":
+                    disk = ib.build_disk(tmp, tree)
+                else:
+                    disk = ib.compliant_copy(tmp)
+                make_bootable(disk, tree, variant)
                 tmp.rename(path)
                 meta.write_text(json.dumps(disk.layout.to_dict()))
                 print(f"bootimage: {variant} disk in {time.monotonic() - start:.1f} s: {path}",

@@ -70,6 +70,9 @@ PACKAGES: tuple[str, ...] = (
     "python3-pyasn1", "openssl", "iptables", "sudo", "waagent", "hyperv-daemons", "eject",
     "grub2-common", "grub-pc-bin", "grub-efi-amd64-bin",
 )
+#: The second image's: the same with cloud-init, which provisions it as Azure's own Debian
+#: images are provisioned (``vm boot --provision``'s cloud-init test).
+CLOUD_INIT_PACKAGES: tuple[str, ...] = (*PACKAGES, "cloud-init")
 ROOT_FORMAT = 1  # bump to rebuild every cached root tarball
 
 # Fixed identifiers, so that fstab and grub.cfg can be written before the filesystems exist.
@@ -546,27 +549,28 @@ def _suite_reachable(uri: str, suite: str) -> bool:
     return False
 
 
-def root_key() -> str:
+def root_key(packages: Sequence[str] = PACKAGES) -> str:
     """Cache key of the root tarball: the suite, variant and package list."""
-    spec = {"suite": SUITE, "variant": "minbase", "packages": sorted(PACKAGES),
+    spec = {"suite": SUITE, "variant": "minbase", "packages": sorted(packages),
             "format": ROOT_FORMAT}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def root_tarball() -> Path:
-    """The cached Debian root tarball; built (about 90 s, needs the mirror) when missing."""
-    key = root_key()
+def root_tarball(packages: Sequence[str] = PACKAGES) -> Path:
+    """The cached Debian root tarball of ``packages``; built (about 90 s, needs the mirror)
+    when missing."""
+    key = root_key(packages)
     path = cache_dir() / "roots" / f"debian12-{key}.tar.zst"
     if path.exists():
         return path
     with locked(f"root-{key}"):
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            build_root_tarball(path)
+            build_root_tarball(path, packages)
     return path
 
 
-def build_root_tarball(out: Path) -> dict[str, Any]:
+def build_root_tarball(out: Path, packages: Sequence[str] = PACKAGES) -> dict[str, Any]:
     """Run mmdebstrap into ``out`` (a ``.tar.zst``); write ``out.json`` with what was used."""
     if os.environ.get("VMIMAGE_MIRROR") or any(
             s.startswith(SUITE) for _, host_suites in apt_sources() for s in host_suites):
@@ -588,7 +592,7 @@ def build_root_tarball(out: Path) -> dict[str, Any]:
     partial = out.with_name(f".{out.stem}.{os.getpid()}.tar.zst")  # mmdebstrap wants .tar.zst
     cmd: list[str | os.PathLike[str]] = [
         "mmdebstrap", "--mode=root", "--variant=minbase", "--format=tar",
-        "--include=" + ",".join(PACKAGES),
+        "--include=" + ",".join(packages),
         '--aptopt=Acquire::Retries "3"', '--aptopt=Acquire::Languages "none"',
     ]
     hook = Path("/usr/share/mmdebstrap/hooks/eatmydata")
@@ -602,7 +606,7 @@ def build_root_tarball(out: Path) -> dict[str, Any]:
         partial.rename(out)
     finally:
         partial.unlink(missing_ok=True)
-    manifest = {"packages": list(PACKAGES), "suites": suites, "key": root_key(),
+    manifest = {"packages": list(packages), "suites": suites, "key": root_key(packages),
                 "seconds": round(time.monotonic() - start, 1), "bytes": out.stat().st_size,
                 "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     Path(f"{out}.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -777,6 +781,34 @@ def make_compliant(tree: Path, layout: Layout | None = None) -> None:
     for f in (tree / "var/log/apt").glob("*"):
         f.unlink()
     configure_boot(tree, layout or plan_layout(kernel=kernel_version(tree)))
+
+
+#: cloud-init as Azure's images configure it: only the Azure datasource (ds-identify then
+#: needs the chassis asset tag, which Azure's hypervisor and ``vm boot --provision`` set), and
+#: the network left to the image's own ifupdown (eth0 by DHCP, as the LNX-* rules want it).
+CLOUD_INIT_CONFIG = {
+    "90_dpkg.cfg": "# vmimage test image: Azure only\ndatasource_list: [ Azure ]\n",
+    "99-network.cfg": "# eth0 is configured by /etc/network/interfaces (DHCP)\n"
+                      "network: {config: disabled}\n",
+}
+CLOUD_INIT_UNITS = ("cloud-init-local.service", "cloud-init.service", "cloud-config.service",
+                    "cloud-final.service")
+
+
+def make_cloud_init(tree: Path) -> None:
+    """Let cloud-init provision a compliant tree: the Azure datasource only, its units enabled
+    (``Provisioning.Agent=auto`` in waagent.conf then hands provisioning to it), no state."""
+    cfg = tree / "etc/cloud/cloud.cfg.d"
+    if not (tree / "etc/cloud/cloud.cfg").is_file():
+        raise ImageBuildError(f"{tree}: no /etc/cloud/cloud.cfg: is cloud-init installed?")
+    for name, text in CLOUD_INIT_CONFIG.items():
+        _replace(cfg / name, text)
+    if shutil.which("systemctl"):
+        run(["systemctl", f"--root={tree}", "enable", *CLOUD_INIT_UNITS])
+    else:
+        run(["chroot", tree, "systemctl", "enable", *CLOUD_INIT_UNITS])
+    for child in (tree / "var/lib/cloud").glob("*"):
+        _rmtree(child)
 
 
 def _mapper_name(vg: str, lv: str) -> str:
@@ -1334,10 +1366,11 @@ def _touch(path: Path) -> None:
         os.utime(path)
 
 
-def _prune(directory: Path, keep: str, max_idle: float = 2 * 3600) -> None:
-    """Delete cached trees or disks of other keys not used for ``max_idle`` seconds."""
+def _prune(directory: Path, keep: str, max_idle: float = 2 * 3600, prefix: str = "") -> None:
+    """Delete cached trees or disks named ``prefix*`` of other keys not used for ``max_idle``
+    seconds."""
     now = time.time()
-    for entry in directory.glob("*"):
+    for entry in directory.glob(f"{prefix}*"):
         if keep in entry.name or entry.name.startswith("."):
             continue
         with contextlib.suppress(OSError):
@@ -1348,25 +1381,39 @@ def _prune(directory: Path, keep: str, max_idle: float = 2 * 3600) -> None:
 def compliant_tree() -> Path:
     """The cached compliant Debian tree (extracted once, then ``make_compliant``). Read only:
     use ``clone_tree()`` for a tree to change."""
-    key = compliant_key()
-    final = store_dir() / "trees" / f"debian12-compliant-{key}"
+    return _cached_tree("compliant", PACKAGES, make_compliant)
+
+
+def cloud_init_tree() -> Path:
+    """The cached compliant tree with cloud-init provisioning it (``make_cloud_init``), as
+    Azure's own Debian images are made. Read only."""
+    return _cached_tree("cloud-init", CLOUD_INIT_PACKAGES,
+                        lambda tree: (make_compliant(tree), make_cloud_init(tree)))
+
+
+def _cached_tree(name: str, packages: Sequence[str], finish: Callable[[Path], object]) -> Path:
+    """Extract the root tarball of ``packages`` once and ``finish`` it, under a lock; cached
+    by this file's text and the package list."""
+    key = hashlib.sha256(compliant_key().encode() + root_key(packages).encode()
+                         ).hexdigest()[:16] if packages != PACKAGES else compliant_key()
+    final = store_dir() / "trees" / f"debian12-{name}-{key}"
     if final.is_dir():
         _touch(final)
         return final
-    with locked(f"tree-{key}"):
+    with locked(f"tree-{name}-{key}"):
         if not final.is_dir():
-            tarball = root_tarball()
+            tarball = root_tarball(packages)
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(f".{final.name}.tmp")
             _rmtree(tmp)
             start = time.monotonic()
-            _prune(final.parent, key)
+            _prune(final.parent, key, prefix=f"debian12-{name}-")
             extract_root(tarball, tmp)
             extracted = time.monotonic()
-            make_compliant(tmp)
+            finish(tmp)
             tmp.rename(final)
-            _log(f"compliant tree in {final}: extract {extracted - start:.1f} s, "
-                 f"make_compliant {time.monotonic() - extracted:.1f} s")
+            _log(f"{name} tree in {final}: extract {extracted - start:.1f} s, "
+                 f"finish {time.monotonic() - extracted:.1f} s")
     return final
 
 
@@ -1619,7 +1666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_root = sub.add_parser("root", help="build (or find) the cached Debian root tarball")
     p_root.add_argument("out", nargs="?", type=Path, help="also copy it here")
-    sub.add_parser("tree", help="print the cached compliant tree's path")
+    p_tree = sub.add_parser("tree", help="print the cached compliant tree's path")
+    p_tree.add_argument("--cloud-init", action="store_true", help="the cloud-init one")
     p_disk = sub.add_parser("disk", help="build a disk image")
     p_disk.add_argument("out", type=Path)
     p_disk.add_argument("--size", type=int, default=30, help="GiB (default 30)")
@@ -1641,7 +1689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.copyfile(path, args.out)
         print(path)
     elif args.cmd == "tree":
-        print(compliant_tree())
+        print(cloud_init_tree() if args.cloud_init else compliant_tree())
     elif args.cmd == "disk":
         disk = build_disk(args.out, size=args.size * GiB, label=args.label,
                           root_fs=args.root_fs, boot=args.boot, swap=args.swap, lvm=args.lvm,

@@ -99,6 +99,34 @@ def test_compliant_image_provisions_like_on_azure(state, keypair, tmp_path):
     assert bootimage.content_digest(image) == before
 
 
+def test_cloud_init_image_provisions_by_cloud_init(state, keypair, tmp_path):
+    """The second image: Debian's cloud-init 22.4.2 with the Azure datasource provisions it
+    (waagent hands over: ``Provisioning.Agent=auto``), finds the platform by the chassis asset
+    tag, reads the DVD and IMDS (the key comes from IMDS ``publicKeys``: cloud-init installs
+    OVF keys no other way without certificates), reports Ready itself."""
+    image = bootimage.bootable_disk("cloud-init").path
+    proc = vmimage(state, "vm", "boot", str(image), "--provision", "--name", "c1",
+                   "--key", f"{keypair}.pub", "--user", "carol", "--hostname", "contoso-ci",
+                   "--console-log", str(tmp_path / "console.log"), "--format", "json",
+                   "--timeout", str(BOOT_TIMEOUT))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdict = json.loads(proc.stdout)["provisioning"]
+    print(f"cloud-init: Ready after {verdict['seconds_ready']} s, "
+          f"login after {verdict['seconds_login']} s")
+    (tmp_path / "verdict.json").write_text(json.dumps(verdict, indent=2))
+    assert verdict["provisioned"] is True and verdict["by"] == "cloud-init"
+    assert verdict["login"] == "key" and verdict["health"][-1] == "Ready"
+    assert any(r.startswith("GET /metadata/instance?api-version=") and r.endswith("-> 200")
+               for r in verdict["requests"]), verdict["requests"]
+    who = vmimage(state, "vm", "ssh", "c1", "--", "id -un; hostname; "
+                  "sudo cat /run/cloud-init/status.json", timeout=120)
+    assert who.returncode == 0, who.stderr
+    user, host, status = who.stdout.split("\n", 2)
+    assert (user, host) == ("carol", "contoso-ci")
+    assert "DataSourceAzure" in status, status
+    assert vmimage(state, "vm", "stop", "c1", timeout=60).returncode == 0
+
+
 def _guest_reaches_only_the_endpoints(state: Path) -> None:
     """From the guest: the WireServer answers on port 80; the host (on every address it has)
     and the outside do not, and nothing reaches a listener on the host."""

@@ -16,15 +16,18 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+import vmimage
 from tests.test_vm_boot import running
 from vmimage.app import provision
 from vmimage.facts.provisioner import Provisioner
 from vmimage.facts.services import ServiceState
+from vmimage.vm.keeper import SERVICES
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("dnsmasq") is None or shutil.which("unshare") is None,
@@ -78,13 +81,41 @@ def _provisioner() -> Provisioner:
                        (("ConditionVirtualization", "microsoft"),))
 
 
-def _keeper(directory: Path, cmd: list[str], fd: int) -> subprocess.Popen[bytes]:
+#: The user the unprivileged case runs the keeper as (``nobody``).
+NOBODY = 65534
+
+
+def _python(user: str) -> str:
+    """The interpreter ``user`` runs the keeper with: pytest's own lives under /root here,
+    which nobody may not enter, so ``nobody`` gets Debian's python3 with vmimage's source on
+    PYTHONPATH (the keeper and its services need the standard library only)."""
+    return sys.executable if user == "root" else "/usr/bin/python3"
+
+
+def _as_nobody(directory: Path) -> None:
+    """Give the VM's directory to nobody, and its services list that user's interpreter."""
+    services = directory / SERVICES
+    spec = json.loads(services.read_text())
+    for service in spec["services"]:
+        service["argv"] = [_python("nobody") if a == sys.executable else a
+                           for a in service["argv"]]
+    services.write_text(json.dumps(spec))
+    for path in (directory, *directory.rglob("*")):
+        os.chown(path, NOBODY, NOBODY)
+
+
+def _keeper(directory: Path, cmd: list[str], fd: int, user: str) -> subprocess.Popen[bytes]:
     from vmimage.vm import provnet
 
-    return subprocess.Popen([*provnet.unshare_prefix(), sys.executable, "-m", "vmimage.vm.keeper",
+    prefix, env = provnet.unshare_prefix(), None
+    if user == "nobody":  # as a publisher without root runs it: in a user namespace too
+        prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                  *provnet.unshare_prefix(root=False)]
+        env = {**os.environ, "PYTHONPATH": str(Path(vmimage.__file__).parent.parent)}
+    return subprocess.Popen([*prefix, _python(user), "-m", "vmimage.vm.keeper",
                              str(directory), *cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=(directory / "keeper.log").open("wb"), pass_fds=(fd,),
-                            start_new_session=True)
+                            start_new_session=True, env=env)
 
 
 def _children(directory: Path) -> list[str]:
@@ -92,7 +123,26 @@ def _children(directory: Path) -> list[str]:
     return [line for line in running(directory) if "pytest" not in line]
 
 
-def test_namespace_forward_endpoints_and_isolation(tmp_path):
+@pytest.fixture
+def workdir(tmp_path, request):
+    """``(directory, user)``: for ``nobody``, a directory that user may enter (pytest's is
+    root's)."""
+    if request.param == "root":
+        yield tmp_path, "root"
+        return
+    path = Path(tempfile.mkdtemp(prefix="vmimage-provnet-"))
+    path.chmod(0o755)
+    try:
+        yield path, "nobody"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("workdir", ["root", "nobody"], indirect=True)
+def test_namespace_forward_endpoints_and_isolation(workdir):
+    """As root, and as a user without privileges (``unshare --user --map-root-user``: tap,
+    addresses and dnsmasq's port 67 inside a user namespace of its own)."""
+    tmp_path, user = workdir
     directory = tmp_path / "vm"
     directory.mkdir()
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGp4SRUzmH8j4ZyF7tQ3oRjqCSs2A3kBq3H2zX0zJ1Hk t"
@@ -102,14 +152,17 @@ def test_namespace_forward_endpoints_and_isolation(tmp_path):
     assert prep.overrides  # Debian's unit condition: overridden
     guest = tmp_path / "guest.py"
     guest.write_text(GUEST)
-    seen = tmp_path / "seen.json"
+    seen = directory / "seen.json"
+    if user == "nobody":
+        _as_nobody(directory)
     hosts = [*host_addresses(), "10.0.0.1"]
     outside = socket.socket()  # a listener on every host address: the guest must not reach it
     outside.bind(("0.0.0.0", 0))
     outside.listen(4)
     outside.settimeout(0.1)
-    keeper = _keeper(directory, [sys.executable, str(guest), str(seen),
-                                 str(outside.getsockname()[1]), *hosts], prep.listener.fileno())
+    keeper = _keeper(directory, [_python(user), str(guest), str(seen),
+                                 str(outside.getsockname()[1]), *hosts], prep.listener.fileno(),
+                     user)
     prep.listener.close()
     try:
         assert keeper.stdout is not None

@@ -76,6 +76,7 @@ class Prepared:
     cdrom: Path
     files: provnet.NetFiles
     listener: socket.socket
+    vm_id: str  # IMDS vmId, and the VM's SMBIOS system UUID, as on Azure
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,9 @@ def prepare(directory: Path, vm_name: str, req: ProvisionRequest, prov: Provisio
     cdrom = iso.write_iso(directory / ISO_NAME, {"ovf-env.xml": ovf_env_xml(doc)})
     files = provnet.NetFiles(directory)
     keys = ((doc.key_path, req.public_key),) if req.public_key else ()
+    vm_id = str(uuid.uuid4())
     config = endpoints.EndpointConfig(
-        vm_name=vm_name, container_id=str(uuid.uuid4()), instance_id=str(uuid.uuid4()),
+        vm_name=vm_name, container_id=str(uuid.uuid4()), instance_id=vm_id,
         hostname=req.hostname, username=req.user, guest_ip=provnet.GUEST, ssh_keys=keys,
         disable_password_auth=req.password is None)
     files.endpoints_config.write_text(json.dumps(config.to_json()))
@@ -216,7 +218,7 @@ def prepare(directory: Path, vm_name: str, req: ProvisionRequest, prov: Provisio
                                      "22"], "pass_fds": [fd]}],
         "wait": [f"{host}:{p}" for host, p in endpoints.AZURE_ADDRESSES]}
     (directory / SERVICES).write_text(json.dumps(spec))
-    return Prepared(prov, overrides_for(prov), cdrom, files, listener)
+    return Prepared(prov, overrides_for(prov), cdrom, files, listener, vm_id)
 
 
 def _login(port: int, req: ProvisionRequest, timeout: float) -> str | None:

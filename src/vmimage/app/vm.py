@@ -215,7 +215,8 @@ def boot(opts: BootOptions) -> Booted:
                                qemu.uefi_vars(directory) if disk.firmware == "uefi" else None,
                                tap=provnet.TAP if prep else None,
                                cdrom=prep.cdrom if prep else None,
-                               asset_tag=provnet.AZURE_ASSET_TAG if prep else None)
+                               asset_tag=provnet.AZURE_ASSET_TAG if prep else None,
+                               system_uuid=prep.vm_id if prep else None)
         started = time.monotonic()
         keeper, pid = _start_keeper(directory, qemu.command(machine),
                                     provnet.unshare_prefix() if prep else None,

@@ -97,11 +97,12 @@ def _which(tool: str) -> str | None:
     return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
 
 
-def unshare_prefix() -> list[str]:
+def unshare_prefix(root: bool | None = None) -> list[str]:
     """The command that puts the keeper in a new network namespace (and, for a user who is
-    not root, a user namespace where it may configure it)."""
+    not root, a user namespace where it may configure it). ``root``: whether the keeper runs
+    as root (default: whether this process does)."""
     unshare = _which("unshare") or "/usr/bin/unshare"
-    if os.geteuid() == 0:
+    if (os.geteuid() == 0) if root is None else root:
         return [unshare, "--net"]
     return [unshare, "--user", "--map-root-user", "--net"]
 
@@ -131,11 +132,15 @@ def setup() -> None:
 
 def dnsmasq_argv(files: NetFiles, hostname: str) -> list[str]:
     """dnsmasq in the foreground, for the tap only: one address (the guest's), Azure's
-    options, DNS on the WireServer's address answered from nothing, everything logged."""
+    options, DNS on the WireServer's address answered from nothing, everything logged.
+
+    Empty ``--user=`` and ``--group=``: dnsmasq keeps the identity it starts with (it needs
+    to write the VM directory's lease and log files). Naming root fails in a user namespace
+    (``setgroups`` is denied there): a user without root would get no DHCP at all."""
     argv = [_which("dnsmasq") or "/usr/sbin/dnsmasq", "--keep-in-foreground",
             "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
             "--bind-interfaces", f"--interface={TAP}", "--except-interface=lo",
-            f"--listen-address={WIRESERVER}", "--user=root", "--group=root",
+            f"--listen-address={WIRESERVER}", "--user=", "--group=",
             "--pid-file=", f"--dhcp-leasefile={files.leases}",
             f"--dhcp-range={GUEST},{GUEST},255.255.255.0,1h",
             f"--dhcp-host=*:*:*:*:*:*,{GUEST},{hostname}", "--dhcp-authoritative",

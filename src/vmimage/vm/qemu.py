@@ -39,10 +39,12 @@ class Machine:
     console: Path
     vars_file: Path | None = None  # a private copy of OVMF_VARS.fd, for UEFI
     #: a provisioned VM: the tap in its namespace (instead of user networking and the
-    #: forward), the provisioning DVD, and Azure's DMI chassis asset tag
+    #: forward), the provisioning DVD, Azure's DMI chassis asset tag, and the system UUID
+    #: (Azure's VM ID; cloud-init's Azure datasource gives up without one)
     tap: str | None = None
     cdrom: Path | None = None
     asset_tag: str | None = None
+    system_uuid: str | None = None
 
 
 def _escape(path: Path) -> str:
@@ -64,6 +66,8 @@ def command(m: Machine) -> list[str]:
         cmd += ["-drive", f"file={_escape(m.cdrom)},format=raw,media=cdrom,if=ide,readonly=on"]
     if m.asset_tag is not None:
         cmd += ["-smbios", f"type=3,asset={m.asset_tag}"]
+    if m.system_uuid is not None:
+        cmd += ["-uuid", m.system_uuid]
     if m.tap is not None:
         cmd += ["-netdev", f"tap,id=n0,ifname={m.tap},script=no,downscript=no"]
     else:
