@@ -679,6 +679,15 @@ WantedBy=multi-user.target
 """
 
 
+def enable_units(tree: Path, *units: str) -> None:
+    """Enable ``units`` in ``tree`` the way ``systemctl enable`` does (the host's systemctl
+    with ``--root``, or the tree's own in a chroot)."""
+    if shutil.which("systemctl"):
+        run(["systemctl", f"--root={tree}", "enable", *units])
+    else:
+        run(["chroot", tree, "systemctl", "enable", *units])
+
+
 def make_compliant(tree: Path, layout: Layout | None = None) -> None:
     """Make an extracted Debian root meet every Linux rule of the guide and of today's tests.
 
@@ -706,12 +715,8 @@ def make_compliant(tree: Path, layout: Layout | None = None) -> None:
     # `vm boot --provision`: Ready, but no SSH). Fedora's sshd-keygen does the same.
     (etc / "systemd/system/ssh-hostkeys.service").write_text(SSH_HOSTKEYS_UNIT)
     # Services enabled the way `systemctl enable` does it.
-    systemctl = ["systemctl", f"--root={tree}", "enable", "ssh.service", "ssh-hostkeys.service",
-                 "walinuxagent.service", "networking.service"]
-    if shutil.which("systemctl"):
-        run(systemctl)
-    else:
-        run(["chroot", tree, "systemctl", "enable", *systemctl[3:]])
+    enable_units(tree, "ssh.service", "ssh-hostkeys.service", "walinuxagent.service",
+                 "networking.service")
     # Networking (LNX-NM, LNX-IFUPDOWN, LNX-DHCP, LNX-NET-CUSTOM, LNX-GENERALIZED).
     for nm in ("NetworkManager", "systemd/system/multi-user.target.wants/NetworkManager.service"):
         if (etc / nm).exists() or (etc / nm).is_symlink():
@@ -803,10 +808,7 @@ def make_cloud_init(tree: Path) -> None:
         raise ImageBuildError(f"{tree}: no /etc/cloud/cloud.cfg: is cloud-init installed?")
     for name, text in CLOUD_INIT_CONFIG.items():
         _replace(cfg / name, text)
-    if shutil.which("systemctl"):
-        run(["systemctl", f"--root={tree}", "enable", *CLOUD_INIT_UNITS])
-    else:
-        run(["chroot", tree, "systemctl", "enable", *CLOUD_INIT_UNITS])
+    enable_units(tree, *CLOUD_INIT_UNITS)
     for child in (tree / "var/lib/cloud").glob("*"):
         _rmtree(child)
 
