@@ -16,7 +16,11 @@ cd "$(dirname "$0")/.."
 # hivexregedit for the registry hive fixtures; cryptsetup-bin: bitlkDump, the peer reader of
 # the BitLocker metadata tests; strace: the read-only proof;
 # chromium: the HTML report's browser test; packer: the Packer example's test;
-# qemu-system-x86, ovmf: the VMs `vmimage vm boot` starts in tests/test_vm_boot.py.
+# qemu-system-x86, ovmf: the VMs `vmimage vm boot` starts in tests/test_vm_boot.py;
+# postgresql: the real PostgreSQL the publishing service's tests start (tests/postgres.py) and
+# run as the postgres user (initdb refuses root), on a Unix socket of their own;
+# redis-server: the Redis the job engine's workers share in tests/test_service_jobs_redis.py
+# (tests/redis_server.py starts its own on 127.0.0.1, keeping nothing on disk).
 APT_PACKAGES=(qemu-utils fdisk e2fsprogs xfsprogs btrfs-progs zstd mmdebstrap debootstrap
               eatmydata lvm2 dosfstools mtools util-linux ntfs-3g rpm db5.3-util
               openssh-server openssh-client grub-common binutils-mingw-w64-x86-64 libwin-hivex-perl
@@ -24,7 +28,8 @@ APT_PACKAGES=(qemu-utils fdisk e2fsprogs xfsprogs btrfs-progs zstd mmdebstrap de
               chromium packer qemu-system-x86 ovmf dnsmasq-base iproute2
               # genisoimage (isoinfo, isovfy), xorriso, python3-pycdlib: the readers the
               # provisioning DVD of vmimage.vm.iso is checked with (tests/test_vm_iso.py)
-              genisoimage xorriso python3-pycdlib)
+              genisoimage xorriso python3-pycdlib
+              postgresql redis-server)
 # Azurite runs on node: the distribution's nodejs and npm, unless a node is already there (a
 # nodesource nodejs brings its own npm and conflicts with the distribution's npm package).
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)

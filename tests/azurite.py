@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port as _free_port
 from tests.vhd_util import VMIMAGE
 from vmimage.disk import vhd
 
@@ -45,11 +46,6 @@ CLI = os.environ.get("VMIMAGE_CLI", VMIMAGE)
 _SIG = re.compile(r"sig=(?!REDACTED)[^&\s\"'<>]+", re.IGNORECASE)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

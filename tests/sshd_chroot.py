@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests import imagebuild as ib
+from tests.ports import free_port
 
 PASSWORD = "Live-Test-Passw0rd-7781"
 USERS = ("vmtest", "nosudo", "pwsudo")
@@ -49,11 +50,6 @@ class Sshd:
         return path
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on (just now)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prepare(tree: Path, work: Path) -> tuple[Path, str]:

@@ -82,15 +82,17 @@ def test_a_directory_has_none(tmp_path: Path):
     assert _identity(tmp_path) == {}
 
 
-def test_a_disk_that_cannot_be_read_again_is_left_out(mbr: Path, monkeypatch):
-    from vmimage.app import identity
-    from vmimage.errors import InputError
-
-    def refuse(path: object) -> None:
-        raise InputError(str(path), "gone")
-
-    monkeypatch.setattr(identity, "open_disk", refuse)
-    assert _identity(mbr) == {}
+def test_the_identity_is_read_through_the_targets_cache(gpt: Path):
+    """No second handle on the image (a blob has none): the sectors the report's header
+    already read answer, without one more read."""
+    target = open_target(gpt)
+    try:
+        target.layout()
+        before = target.bytes_read
+        assert disk_identity(target)["partition_table"] == "gpt"
+        assert target.bytes_read == before
+    finally:
+        target.close()
 
 
 @pytest.mark.slow

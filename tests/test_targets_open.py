@@ -39,7 +39,12 @@ def test_a_file_is_an_image_target() -> None:
     ("winrm://vm.example", UnsupportedError,
      "winrm://vm.example: winrm targets are not supported yet"),
     ("ssh://vm.example", InputError, "ssh://vm.example: expected ssh://USER@HOST[:PORT]"),
-    ("https://account.blob.core.example/vhds/os.vhd", InputError, "unknown kind of target"),
+    # A URL is a blob, judged by the fetch policy before any lookup or request.
+    ("https://account.blob.core.example/vhds/os.vhd?sig=x", InputError,
+     "https://account.blob.core.example/vhds/os.vhd: account.blob.core.example is not an "
+     "Azure blob endpoint"),
+    ("ftp://account.blob.core.windows.net/vhds/os.vhd", InputError,
+     "ftp://...: unknown kind of target"),
 ])
 def test_unusable_specs(spec: str, error: type[Exception], message: str) -> None:
     with pytest.raises(error) as refused:

@@ -7,8 +7,10 @@ the report's ``disk`` metadata; this module adds the partition table's ID, the v
 ``blkid -s PTUUID`` and ``lsblk -o PTUUID`` print: the MBR disk signature as 8 hex digits, or
 the GPT disk GUID.
 
-It is decoration, never a verdict: it reads two sectors through its own handle on the image,
-and anything it cannot read is left out rather than failing the check.
+It is decoration, never a verdict: it reads two sectors through the target's own reader (the
+block cache the partition table was read through, so they cost nothing more, and a blob read
+by ranges gets the same identity as the file it was uploaded from), and anything it cannot
+read is left out rather than failing the check.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import uuid
 from collections.abc import Callable
 
 from vmimage.disk.gpt import GptHeader
-from vmimage.disk.inspect import open_disk
 from vmimage.errors import VmimageError
 from vmimage.targets.base import Target
+from vmimage.targets.blockio import BlockCache
 
 SECTOR = 512
 
@@ -33,21 +35,17 @@ def disk_identity(target: Target) -> dict[str, str]:
     The scheme is the one the target itself decided (a GPT disk also holds a protective MBR,
     whose signature is usually zero and means nothing), so the header and the rules agree.
     """
-    info = getattr(target, "disk_info", None)
-    if "disk" not in target.capabilities or info is None:
+    reader = getattr(target, "reader", None)
+    if "disk" not in target.capabilities or not isinstance(reader, BlockCache):
         return {}
     try:
         layout = target.layout()
         if layout is None or layout.scheme not in ("mbr", "gpt"):
             return {}
-        _, source = open_disk(info.path)
-        try:
-            if layout.scheme == "mbr":
-                ident = _mbr_signature(source.read(0, SECTOR))
-            else:
-                ident = _gpt_guid(source.read, source.size)
-        finally:
-            source.close()
+        if layout.scheme == "mbr":
+            ident = _mbr_signature(reader.read(0, SECTOR))
+        else:
+            ident = _gpt_guid(reader.read, reader.size)
     except (VmimageError, OSError, ValueError, struct.error):
         return {}
     return {"partition_table": layout.scheme, "partition_table_id": ident} if ident else {}

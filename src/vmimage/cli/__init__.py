@@ -35,6 +35,7 @@ def build_parser() -> Parser:
         generalize,
         offer,
         sas,
+        serve,
         submit,
         upload,
         vhd,
@@ -61,6 +62,7 @@ def build_parser() -> Parser:
     certify.register(sub)
     generalize.register(sub)
     vm.register(sub)
+    serve.register(sub)
     completion = sub.add_parser("completion", help="print a shell completion script",
                                 description="Print a completion script: eval it, or save it "
                                             "where your shell loads completions "

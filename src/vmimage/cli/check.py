@@ -1,5 +1,6 @@
-"""``vmimage check TARGET``: certify an image or a root directory offline, or a running VM
-over SSH (``ssh://``) with the same rules."""
+"""``vmimage check TARGET``: certify an image or a root directory offline, a VHD in blob storage
+by its URL (read by range requests, never downloaded), or a running VM over SSH (``ssh://``)
+with the same rules."""
 
 from __future__ import annotations
 
@@ -20,13 +21,23 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p = command(sub, "check", run, run.__doc__)
     p.add_argument("target", metavar="TARGET",
                    help="disk image (raw, VHD, VHDX, qcow2, VMDK), a directory holding a "
-                        "root filesystem, or ssh://USER@HOST[:PORT] (a running VM)")
+                        "root filesystem, a VHD page blob by URL ('https://ACCOUNT.blob.core."
+                        "windows.net/CONTAINER/BLOB?SAS', or @FILE holding it), or "
+                        "ssh://USER@HOST[:PORT] (a running VM)")
     p.add_argument("--role", choices=("auto", *ROLES), default="auto",
                    help="what the disk is for (default auto: the OS role of the Linux or "
                         "Windows system found; a data disk needs --role data)")
     p.add_argument("--check", dest="only", metavar="ID", action="append",
                    help="run only this check ID (repeatable)")
     add_report_options(p)
+    blob = p.add_argument_group("blob URL (https:// targets)")
+    blob.add_argument("--allow-endpoint", dest="allow_endpoints", metavar="HOST[:PORT]",
+                      action="append", default=[],
+                      help="also fetch from this endpoint (repeatable; with "
+                           "VMIMAGE_ALLOW_ENDPOINTS, comma-separated): Azure's blob endpoints "
+                           "are allowed by default; an endpoint allowed here may be plain "
+                           "http:// and a private or loopback address (an emulator such as "
+                           "Azurite, an Azure private endpoint)")
     live = p.add_argument_group("live VM (ssh:// targets)")
     auth = live.add_mutually_exclusive_group()
     auth.add_argument("--key", metavar="FILE", type=Path, help="private key to log in with")
@@ -69,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     ssh = SshOptions(key=args.key, password_env=args.password_env, sudo=args.sudo,
                      known_hosts=args.known_hosts,
                      accept_new_host_key=args.accept_new_host_key, timeout=args.timeout)
-    return run_report(args, lambda profile: check_target(args.target, profile, args.role,
-                                                         args.only, ssh))
+    return run_report(args, lambda profile: check_target(
+        args.target, profile, args.role, args.only, ssh, allow_endpoints=args.allow_endpoints))
 
 
 def _run_booted(args: argparse.Namespace) -> int:
@@ -81,6 +92,9 @@ def _run_booted(args: argparse.Namespace) -> int:
     if args.target.startswith("ssh://") or args.key or args.password_env or args.sudo:
         raise InputError("--boot", "boots a disk image and logs in itself: give an image, "
                                    "without ssh:// or its login options")
+    if args.target[:8].lower().startswith(("https://", "http://")) or args.allow_endpoints:
+        raise InputError("--boot", "boots a local disk image: check a blob by URL without "
+                                   "--boot")
     from vmimage.app.vm import BootFailed
     from vmimage.cli.vm import boot_failed
 

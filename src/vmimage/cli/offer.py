@@ -16,14 +16,15 @@ from vmimage.cli.common import (
     run_report,
 )
 from vmimage.cli.parsing import Parser, command, group
+from vmimage.cli.serve import register_push
 
 MANIFEST_HELP = "the offer manifest (offer.yaml)"
 
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     """``vmimage offer ...``."""
-    offer = group(sub, "offer", "Validate an offer manifest (offer.yaml) and show its public "
-                                "addresses.")
+    offer = group(sub, "offer", "Validate an offer manifest (offer.yaml), show its public "
+                                "addresses, push it to a publishing service.")
     p = command(offer, "validate", validate, validate.__doc__)
     p.add_argument("manifest", metavar="MANIFEST", type=Path, help=MANIFEST_HELP)
     p.add_argument("--previous", metavar="FILE", type=Path,
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("manifest", metavar="MANIFEST", type=Path, help=MANIFEST_HELP)
     add_profile(p)
     add_format(p, DATA_FORMATS)
+    register_push(offer)
 
 
 def validate(args: argparse.Namespace) -> int:

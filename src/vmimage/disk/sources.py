@@ -62,36 +62,111 @@ class FlatSource:
         os.close(self.fd)
 
 
-class DynamicVhdSource:
-    """A dynamic VHD: blocks located through the BAT, sectors present per the block's bitmap."""
+class Reader(Protocol):
+    """Anything that reads bytes at an offset: a file, the cached disk, an LVM volume."""
 
-    def __init__(self, path: str, fd: int, footer: vhd.Footer, header: vhd.DynamicHeader,
-                 bat: Sequence[int]) -> None:
-        self.path, self.fd, self.footer, self.header, self.bat = path, fd, footer, header, bat
-        self.size = footer.current_size
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset``; reads past the end are cut short."""
+        ...
+
+
+class FdReader:
+    """Reads a file descriptor with ``pread``, counting the bytes (what the image cost)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
         self.bytes_read = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes at ``offset``."""
+        data = os.pread(self.fd, length, offset)
+        self.bytes_read += len(data)
+        return data
+
+    def close(self) -> None:
+        """Close the file descriptor (for the source that owns it)."""
+        os.close(self.fd)
+
+
+class ImageFile(Reader, Protocol):
+    """An image file's own bytes (not its virtual disk's), read at offsets: a local file
+    (:class:`FdReader`) or a page blob read by ranges (:mod:`vmimage.disk.remote`)."""
+
+    @property
+    def bytes_read(self) -> int:
+        """What reading the file cost so far: bytes read from disk, or transferred."""
+        ...
+
+    def close(self) -> None:
+        """Release the file."""
+        ...
+
+
+class CountsFileReads:
+    """``bytes_read`` for a source that reads its file through an :class:`ImageFile`: what
+    the file read (or transferred), plus what a caller (the convert loop, copying ranges
+    itself) adds."""
+
+    reader: ImageFile
+    _own_reads: int = 0
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the image file (not the virtual bytes returned)."""
+        return self.reader.bytes_read + self._own_reads
+
+    @bytes_read.setter
+    def bytes_read(self, value: int) -> None:
+        self._own_reads = value - self.reader.bytes_read
+
+
+class DynamicVhdSource(CountsFileReads):
+    """A dynamic VHD: blocks located through the BAT, sectors present per the block's bitmap.
+
+    One implementation for every place the VHD file lies: ``file`` is a local file's
+    descriptor (read with ``pread``, through an :class:`FdReader`), or any :class:`ImageFile`,
+    such as a page blob read by ranges (:mod:`vmimage.disk.remote`). Only how the file's
+    bytes are fetched differs; the BAT, the bitmaps and the zeros of absent sectors do not.
+    """
+
+    def __init__(self, path: str, file: int | ImageFile, footer: vhd.Footer,
+                 header: vhd.DynamicHeader, bat: Sequence[int]) -> None:
+        self.path, self.footer, self.header, self.bat = path, footer, header, bat
+        self.reader: ImageFile = FdReader(file) if isinstance(file, int) else file
+        self._read = self.reader.read  # bound once: called for every block a read crosses
+        self.size = footer.current_size
+        self._own_reads = 0
         self._bitmaps: dict[int, bytes] = {}
+
+    @property
+    def fd(self) -> int:
+        """The local file's descriptor, which the converter copies runs from.
+
+        Raises:
+            AttributeError: the file is not a local one (a blob has no descriptor).
+        """
+        if isinstance(self.reader, FdReader):
+            return self.reader.fd
+        raise AttributeError(f"{self.path}: not a local file, no file descriptor")
 
     def _bitmap(self, block: int) -> bytes:
         cached = self._bitmaps.get(block)
         if cached is None:
-            cached = os.pread(self.fd, self.header.bitmap_size, self.bat[block] * vhd.SECTOR)
-            self.bytes_read += len(cached)
+            cached = self._read(self.bat[block] * vhd.SECTOR, self.header.bitmap_size)
             self._bitmaps[block] = cached
         return cached
 
     def _read_block_part(self, block: int, start: int, length: int) -> bytes:
         """``length`` bytes from offset ``start`` inside ``block``; absent sectors are zeros.
 
-        The bytes ``pread`` returns are handed on as they are when every sector is present
+        The bytes the file returns are handed on as they are when every sector is present
         (the common case): a converter moves a GiB through here, and each copy costs ~0.1 s.
         """
         entry = self.bat[block]
         if entry == vhd.BAT_UNUSED:
             return bytes(length)
         base = entry * vhd.SECTOR + self.header.bitmap_size
-        raw = os.pread(self.fd, length, base + start)
-        self.bytes_read += len(raw)
+        raw = self._read(base + start, length)
         if len(raw) < length:
             raw += bytes(length - len(raw))
         bitmap = self._bitmap(block)
@@ -169,30 +244,8 @@ class DynamicVhdSource:
             yield run_start * bs, end - run_start * bs
 
     def close(self) -> None:
-        """Close the file descriptor."""
-        os.close(self.fd)
-
-
-class Reader(Protocol):
-    """Anything that reads bytes at an offset: a file, the cached disk, an LVM volume."""
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Bytes at ``offset``; reads past the end are cut short."""
-        ...
-
-
-class FdReader:
-    """Reads a file descriptor with ``pread``, counting the bytes (what the image cost)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.bytes_read = 0
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Bytes at ``offset``."""
-        data = os.pread(self.fd, length, offset)
-        self.bytes_read += len(data)
-        return data
+        """Close the file (the descriptor, or the blob's connections)."""
+        self.reader.close()
 
 
 class FileWindow:
@@ -235,24 +288,7 @@ class FileWindow:
         return self.size
 
 
-class _CountsFileReads:
-    """``bytes_read`` for a source that reads its file through an :class:`FdReader`: what
-    the reader read, plus what a caller (the convert loop, copying ranges itself) adds."""
-
-    reader: FdReader
-    _own_reads: int = 0
-
-    @property
-    def bytes_read(self) -> int:
-        """Bytes read from the image file (not the virtual bytes returned)."""
-        return self.reader.bytes_read + self._own_reads
-
-    @bytes_read.setter
-    def bytes_read(self, value: int) -> None:
-        self._own_reads = value - self.reader.bytes_read
-
-
-class Qcow2Source(_CountsFileReads):
+class Qcow2Source(CountsFileReads):
     """A qcow2, read by vmimage's own reader (:mod:`vmimage.disk.qcow2`), which also walks
     the L1/L2 tables for the clusters that hold data, so only those are read."""
 
@@ -291,7 +327,7 @@ class Qcow2Source(_CountsFileReads):
         os.close(self.fd)
 
 
-class LibyalSource(_CountsFileReads):
+class LibyalSource(CountsFileReads):
     """VMDK and VHDX through the libyal bindings (pyvmdk, pyvhdi).
 
     No binding says which blocks are allocated (rulings): where the opener can tell from the

@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import replace
 
 from vmimage.disk.inspect import DiskInfo, open_disk
+from vmimage.disk.sources import DiskSource
 from vmimage.errors import UnsupportedError
 from vmimage.log import debugging, get
 from vmimage.targets import lvm, partitions, paths
@@ -29,7 +30,7 @@ from vmimage.targets.base import (
     PathTarget,
     UnreadableError,
 )
-from vmimage.targets.blockio import BlockCache
+from vmimage.targets.blockio import BLOCK, CAPACITY, BlockCache
 from vmimage.targets.filesystems import BINDING_ERRORS, Filesystem, short_error
 from vmimage.targets.fstab import FstabEntry, parse_fstab
 from vmimage.targets.mounts import Mount, MountTable, VolumeIndex, names_a_device
@@ -50,11 +51,15 @@ class ImageTarget(PathTarget):
     """Read a Linux or Windows system from a disk image file (raw, VHD, VHDX, qcow2, VMDK),
     read-only."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *,
+                 opened: tuple[DiskInfo, DiskSource] | None = None, block: int = BLOCK) -> None:
+        """Open the image file at ``path``; or, with ``opened``, read a disk already opened
+        by its caller (a blob: :mod:`vmimage.targets.remote`), named ``path`` in reports,
+        through a cache of ``block``-sized blocks (the same bytes held in memory)."""
         self.name = os.fspath(path)
         self.disk_info: DiskInfo
-        self.disk_info, self._source = open_disk(path)
-        self._cache = BlockCache(self._source)
+        self.disk_info, self._source = opened if opened is not None else open_disk(path)
+        self._cache = BlockCache(self._source, block, CAPACITY * BLOCK // block)
         self._filesystems: dict[str, Filesystem] = {}
         self._groups = lvm.VolumeGroups()
         self._mounts = MountTable()  # what can be read, by path

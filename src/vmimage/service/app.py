@@ -1,0 +1,48 @@
+"""The ASGI application: the routers under ``/api/v1``, the body guard, the error handlers.
+
+``vmimage serve`` opens the store and hands it over (:mod:`vmimage.app.publishing.runtime`);
+uvicorn then loads :func:`create` by name. The OpenAPI description is at
+``/api/v1/openapi.json``; no documentation page is served (it would load scripts from a CDN).
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+
+from vmimage import __version__
+from vmimage.app.publishing import runtime
+from vmimage.app.publishing.store import Store
+from vmimage.service import errors
+from vmimage.service.guard import BodyGuard
+from vmimage.service.routes import jobs, manifests, meta, offers, publishers, versions
+
+PREFIX = "/api/v1"
+#: The routes that take a body other than JSON (a report as uploaded).
+RAW_PATHS = re.compile(r"^/api/v1/offers/[^/]+/skus/[^/]+/versions/[^/]+/reports$")
+DESCRIPTION = """The publishing service of vmimage: offers, SKUs, plans and image versions
+with their SAS URIs, certification requests and reports, and the states an image goes through
+(draft, certification-requested, certified or failed, staging, published). Every manifest rule
+is judged by the code of `vmimage offer validate`; certification runs the checks of `vmimage
+check` on every VHD by its SAS URI, as a background job (`/jobs/{id}`). Authenticate with
+`Authorization: Bearer TOKEN` (a token from `vmimage serve token create`)."""
+
+
+def build(store: Store, max_body: int = runtime.MAX_BODY) -> FastAPI:
+    """The application over ``store``."""
+    app = FastAPI(title="vmimage publishing service", version=__version__,
+                  description=DESCRIPTION, openapi_url=f"{PREFIX}/openapi.json", docs_url=None,
+                  redoc_url=None, swagger_ui_oauth2_redirect_url=None)
+    app.state.store = store
+    for module in (meta, publishers, offers, versions, manifests, jobs):
+        app.include_router(module.router, prefix=PREFIX)
+    errors.install(app)
+    app.add_middleware(BodyGuard, max_body=max_body, raw_paths=RAW_PATHS)
+    return app
+
+
+def create() -> FastAPI:
+    """The application of this ``vmimage serve`` process (uvicorn's factory)."""
+    current = runtime.current()
+    return build(current.store, current.max_body)

@@ -1,0 +1,38 @@
+"""The caller's publisher and its API tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from vmimage.app.publishing import tokens
+from vmimage.app.publishing.documents import Me, TokenCreate, TokenIssued, TokenOut
+from vmimage.service.auth import CallerDep, StoreDep
+from vmimage.service.routes import AUTH, BODY, errors
+
+router = APIRouter(tags=["publisher"])
+
+
+@router.get("/me", summary="The publisher of this token", responses=errors(*AUTH))
+def me(store: StoreDep, caller: CallerDep) -> Me:
+    """The namespace and the token in use (never the token itself)."""
+    return tokens.me(store, caller)
+
+
+@router.get("/tokens", summary="The publisher's API tokens", responses=errors(*AUTH))
+def list_tokens(store: StoreDep, caller: CallerDep) -> list[TokenOut]:
+    """Every token, revoked ones included, by ID, label and first characters."""
+    return tokens.list_tokens(store, caller)
+
+
+@router.post("/tokens", status_code=201, summary="Make another API token",
+             responses=errors(*BODY))
+def create_token(store: StoreDep, caller: CallerDep, body: TokenCreate) -> TokenIssued:
+    """The new token is in the answer, this once: the service keeps only its SHA-256."""
+    return tokens.create_token(store, caller, body.label)
+
+
+@router.delete("/tokens/{token_id}", summary="Revoke an API token",
+               responses=errors(401, 404, 409))
+def revoke_token(store: StoreDep, caller: CallerDep, token_id: int) -> TokenOut:
+    """Revoke one of the publisher's tokens; requests with it are refused from now on."""
+    return tokens.revoke_token(store, caller, token_id)
