@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import httpx
 from tests.azurite import Azurite, remember_sas
 from tests.job_kinds import SLEEP
 from tests.offer_support import run_cli
-from tests.service_support import ROOT, START_TIMEOUT, Service, _relay
+from tests.service_support import ROOT, START_TIMEOUT, Service, _relay, answering, first_line
 from vmimage.app.publishing.jobstore import DatabaseJobStore
 from vmimage.app.publishing.store import Store
 from vmimage.catalog.jobs import Job
@@ -42,44 +41,20 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-c", LAUNCHER, *args]
 
 
-def _first_line(process: subprocess.Popen[bytes], log: Path, what: str) -> str:
-    assert process.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT
-    line = b""
-    while not line.endswith(b"\n"):
-        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        chunk = os.read(process.stdout.fileno(), 1) if ready else b""
-        if not chunk:
-            process.kill()
-            raise AssertionError(f"{what} did not start: {log.read_text()[-3000:]}")
-        line += chunk
-    return line.decode()
-
-
 def start_server(database: str, state_dir: Path, *args: str, profile: str = "azure-2015",
                  env: dict[str, str] | None = None) -> Service:
     """``vmimage serve`` (knowing the test kind) on a free port, ready to answer."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / f"server-{uuid.uuid4().hex[:6]}.log"
+    deadline = time.monotonic() + START_TIMEOUT
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command("serve", "--db", database, "--state-dir", str(state_dir), "--bind",
                     "127.0.0.1:0", "--profile", profile, *args),
             stdout=subprocess.PIPE, stderr=sink, stdin=subprocess.DEVNULL, cwd=ROOT,
             env={**os.environ, **(env or {}), "XDG_STATE_HOME": str(state_dir)})
-    text = _first_line(process, log, "vmimage serve")
-    url = text.split("listening on ", 1)[1].split(" ", 1)[0]
-    service = Service(url, database, state_dir, log, process, profile)
-    _relay(process, log)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{service.api}/health", timeout=5).status_code == 200:
-                return service
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    service.stop()
-    raise AssertionError("vmimage serve does not answer /health")
+    return answering(first_line(process, log, "vmimage serve", deadline), database, state_dir,
+                     log, process, profile, deadline)
 
 
 @contextmanager
@@ -129,7 +104,7 @@ def start_worker(database: str, state_dir: Path, redis: str, *args: str,
                     "--redis", redis, "--profile", profile, *args),
             stdout=subprocess.PIPE, stderr=sink, stdin=subprocess.DEVNULL, cwd=ROOT,
             env={**os.environ, **(env or {}), "XDG_STATE_HOME": str(state_dir)})
-    line = _first_line(process, log, "vmimage serve worker")
+    line = first_line(process, log, "vmimage serve worker")
     assert "jobs to workers through redis://127.0.0.1:" in line, line
     _relay(process, log)
     return Worker(process, log)

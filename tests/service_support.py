@@ -99,22 +99,20 @@ def start(database: str, state_dir: Path, *args: str, profile: str = "azure-2015
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / "server.log"
     env = {**os.environ, "XDG_STATE_HOME": str(state_dir)}
+    deadline = time.monotonic() + START_TIMEOUT
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "vmimage", "serve", "--db", database, "--state-dir",
              str(state_dir), "--bind", "127.0.0.1:0", "--profile", profile, *args],
             stdout=subprocess.PIPE, stderr=sink, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
-    assert process.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT
-    line = b""
-    while not line.endswith(b"\n"):
-        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        chunk = os.read(process.stdout.fileno(), 1) if ready else b""
-        if not chunk:
-            process.kill()
-            raise AssertionError(f"vmimage serve did not start: {log.read_text()[-2000:]}")
-        line += chunk
-    text = line.decode()
+    return answering(first_line(process, log, "vmimage serve", deadline), database, state_dir,
+                     log, process, profile, deadline)
+
+
+def answering(text: str, database: str, state_dir: Path, log: Path,
+              process: subprocess.Popen[bytes], profile: str, deadline: float) -> Service:
+    """The service whose first line was ``text``, once it answers ``/health`` (by
+    ``deadline``); stopped, and the test failed, if it never does."""
     url = text.split("listening on ", 1)[1].split(" ", 1)[0]
     service = Service(url, database, state_dir, log, process, profile)
     _relay(process, log)
@@ -126,6 +124,22 @@ def start(database: str, state_dir: Path, *args: str, profile: str = "azure-2015
             time.sleep(0.1)
     service.stop()
     raise AssertionError("vmimage serve does not answer /health")
+
+
+def first_line(process: subprocess.Popen[bytes], log: Path, what: str,
+               deadline: float | None = None) -> str:
+    """The first line a starting server prints (its address), or the end of its log."""
+    assert process.stdout is not None
+    deadline = deadline if deadline is not None else time.monotonic() + START_TIMEOUT
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(process.stdout.fileno(), 1) if ready else b""
+        if not chunk:
+            process.kill()
+            raise AssertionError(f"{what} did not start: {log.read_text()[-3000:]}")
+        line += chunk
+    return line.decode()
 
 
 def _relay(process: subprocess.Popen[bytes], log: Path) -> None:
