@@ -7,6 +7,8 @@ what is published as ``--previous``. Publishing moves what is in staging.
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from vmimage.app.publishing import lookup, out, records, views
 from vmimage.app.publishing.documents import Moved, TransitionOut
 from vmimage.app.publishing.errors import Conflict, Refused
@@ -52,11 +54,7 @@ def stage_offer(store: Store, caller: Caller, offer_id: str) -> TransitionOut:
         rows = [v for s in offer.skus for v in s.versions if v.state == State.CERTIFIED]
         if not rows:
             raise Conflict(f"offer {offer_id!r} has no certified version to push to staging")
-        _judge(store, offer, READY)
-        for row in rows:
-            records.set_state(row, transition("stage", row.state, f"version {row.version}"))
-        session.flush()
-        return TransitionOut(offer=offer_id, state=out.offer_state(offer), moved=_moved(rows))
+        return _move(store, session, offer, rows, "stage", READY)
 
 
 def publish_offer(store: Store, caller: Caller, offer_id: str) -> TransitionOut:
@@ -71,8 +69,15 @@ def publish_offer(store: Store, caller: Caller, offer_id: str) -> TransitionOut:
         rows = [v for s in offer.skus for v in s.versions if v.state == State.STAGING]
         if not rows:
             raise Conflict(f"offer {offer_id!r} has nothing in staging to publish")
-        _judge(store, offer, STAGED)
-        for row in rows:
-            records.set_state(row, transition("publish", row.state, f"version {row.version}"))
-        session.flush()
-        return TransitionOut(offer=offer_id, state=out.offer_state(offer), moved=_moved(rows))
+        return _move(store, session, offer, rows, "publish", STAGED)
+
+
+def _move(store: Store, session: Session, offer: Offer, rows: list[ImageVersion], event: str,
+          judged: frozenset[State]) -> TransitionOut:
+    """Judge the offer as it will stand (its versions in ``judged`` states), then move
+    ``rows`` by ``event``: one path for staging and publishing."""
+    _judge(store, offer, judged)
+    for row in rows:
+        records.set_state(row, transition(event, row.state, f"version {row.version}"))
+    session.flush()
+    return TransitionOut(offer=offer.offer_id, state=out.offer_state(offer), moved=_moved(rows))
