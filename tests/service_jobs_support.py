@@ -180,12 +180,12 @@ def max_overlap(rows: list[Job]) -> int:
 
 
 def put_vhd(az: Azurite, container: str, path: Path, blob: str,
-            profile: str = "azure-current") -> tuple[str, str]:
+            profile: str = "azure-current", *upload_args: str) -> tuple[str, str]:
     """``vmimage upload`` of a VHD as a page blob, then ``vmimage sas create`` for it (the
     profile's times): (the blob URL, its SAS URI). The CLI runs in this process (starting
     one per call would cost seconds)."""
     url = az.url(container, blob)
-    res = run_cli("upload", path, url, env=az.env())
+    res = run_cli("upload", path, url, *upload_args, env=az.env())
     assert res.code == 0, res.stderr
     made = run_cli("sas", "create", url, "--profile", profile, env=az.env())
     assert made.code == 0, made.stderr

@@ -16,12 +16,13 @@ from vmimage.app.catalog import profile as load_profile
 from vmimage.errors import InputError
 from vmimage.findings import Finding, Status
 from vmimage.offer.classic import render_classic, request_line
-from vmimage.offer.manifest import load_manifest
+from vmimage.offer.manifest import LoadedManifest, load_manifest
 from vmimage.offer.partner_center import render_partner_center
 from vmimage.offer.rules import validate_offer
 from vmimage.offer.sas import read_tokens, redact_finding
 from vmimage.offer.submission import Rendered
 from vmimage.privatefile import private_dir, write_private
+from vmimage.profiles import Profile
 from vmimage.rules import Subject
 
 __all__ = ["FORMATS", "Rendered", "Submission", "render", "request_line", "write"]
@@ -40,6 +41,16 @@ class Submission:
     rendered: Rendered | None = None
 
 
+def _judged(manifest: str | os.PathLike[str], profile_name: str | Profile
+            ) -> tuple[LoadedManifest, list[Finding]]:
+    """The manifest, and the rules that fail on it (signatures redacted); rules about local
+    files are left out: rendering needs blob URLs only."""
+    loaded = load_manifest(manifest)
+    findings = validate_offer(loaded, load_profile(profile_name, (Subject.MANIFEST,)), probe=None)
+    return loaded, [redact_finding(f) for f in findings
+                    if f.status is Status.FAIL and f.check_id not in _LOCAL_ONLY]
+
+
 def render(manifest: str | os.PathLike[str], fmt: str, profile_name: str,
            sas_env: str | None = None, sas_file: str | os.PathLike[str] | None = None
            ) -> Submission:
@@ -55,10 +66,7 @@ def render(manifest: str | os.PathLike[str], fmt: str, profile_name: str,
     if fmt == "classic-xml" and (sas_env or sas_file):
         raise InputError("--sas-env/--sas-file", "the classic request names blobs in your own "
                                                  "storage account: it takes no SAS tokens")
-    loaded = load_manifest(manifest)
-    findings = validate_offer(loaded, load_profile(profile_name, (Subject.MANIFEST,)), probe=None)
-    failed = [redact_finding(f) for f in findings
-              if f.status is Status.FAIL and f.check_id not in _LOCAL_ONLY]
+    loaded, failed = _judged(manifest, profile_name)
     if failed:
         return Submission(failed=failed)
     model = loaded.require()
@@ -66,6 +74,23 @@ def render(manifest: str | os.PathLike[str], fmt: str, profile_name: str,
         return Submission(rendered=render_classic(model))
     tokens = read_tokens(sas_env, Path(sas_file) if sas_file is not None else None)
     return Submission(rendered=render_partner_center(model, tokens))
+
+
+def registration_requests(manifest: str | os.PathLike[str], profile_name: str | Profile,
+                          sas_env: str | None = None,
+                          sas_file: str | os.PathLike[str] | None = None) -> Submission:
+    """The Create VM Image bodies ``vmimage register`` sends: as ``submit render --format
+    classic-xml`` renders them, each MediaLink with its SAS token when tokens are given
+    (a self-hosted service reads the blobs with them; Azure used the account's keys).
+
+    Raises:
+        InputError: the manifest or the token source cannot be read.
+    """
+    loaded, failed = _judged(manifest, profile_name)
+    if failed:
+        return Submission(failed=failed)
+    tokens = read_tokens(sas_env, Path(sas_file) if sas_file is not None else None)
+    return Submission(rendered=render_classic(loaded.require(), tokens))
 
 
 def write(rendered: Rendered, output: str | os.PathLike[str]) -> list[Path]:

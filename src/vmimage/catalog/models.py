@@ -14,6 +14,7 @@ in clear for display.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -67,6 +68,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def new_subscription_id() -> str:
+    """A new publisher's subscription ID (a random GUID)."""
+    return str(uuid.uuid4())
+
+
 class Base(DeclarativeBase):
     """The declarative base with the naming convention."""
 
@@ -82,6 +88,11 @@ class Publisher(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     namespace: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True)
+    #: The subscription ID of the classic Create VM Image API's paths (``/{subscription}/
+    #: services/vmimages``): a GUID, as Azure's. Nullable in the table only because rows made
+    #: before migration 0003 get theirs from it; every publisher has one.
+    subscription_id: Mapped[str | None] = mapped_column(String(36), index=True, unique=True,
+                                                        default=new_subscription_id)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="publisher",
@@ -268,6 +279,8 @@ class StoredReport(Base):
     version: Mapped[ImageVersion] = relationship(back_populates="reports")
 
 
-# The job table lives in its own module on the same Base (its metadata is this schema's):
-# imported here so that whoever loads the models loads it too, and the migrations match both.
+# The job table and the classic API's tables live in their own modules on the same Base (its
+# metadata is this schema's): imported here so that whoever loads the models loads them too,
+# and the migrations match all of them.
+from vmimage.catalog import classic as _classic  # noqa: E402, F401
 from vmimage.catalog import jobs as _jobs  # noqa: E402, F401

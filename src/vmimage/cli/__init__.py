@@ -34,6 +34,7 @@ def build_parser() -> Parser:
         checks,
         generalize,
         offer,
+        register,
         sas,
         serve,
         submit,
@@ -59,6 +60,7 @@ def build_parser() -> Parser:
     sas.register(sub)
     offer.register(sub)
     submit.register(sub)
+    register.register(sub)
     certify.register(sub)
     generalize.register(sub)
     vm.register(sub)

@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                         "azure-2015, or a .toml file ($VMIMAGE_PROFILE, vmimage.toml)")
     p.add_argument("--max-body", metavar="SIZE", default="8MiB",
                    help="the largest request body (default 8MiB: a 4 MiB manifest fits)")
+    p.add_argument("--tls-cert", metavar="FILE", type=Path,
+                   help="serve HTTPS with this certificate (PEM; with --tls-key): the classic "
+                        "Create VM Image API's clients authenticate by management certificate "
+                        "over TLS only")
+    p.add_argument("--tls-key", metavar="FILE", type=Path,
+                   help="the private key of --tls-cert (PEM)")
     p.add_argument("--migrate-only", action="store_true",
                    help="bring the database to the current schema and exit")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info",
@@ -72,6 +78,16 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                         help="the publisher namespace (made if new)")
     create.add_argument("--label", default="", help="a label to tell the token apart")
     _store_options(create, argparse.SUPPRESS)
+    cert = tokens.add_parser("certificate", help="register a publisher's management certificate",
+                             description="Register a publisher's management certificate.")
+    cert.set_defaults(handler=None, parser=cert)
+    cert_actions = cert.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    add = command(cert_actions, "add", certificate_add, certificate_add.__doc__)
+    add.add_argument("certificate", metavar="FILE", type=Path,
+                     help="the certificate (PEM or DER .cer; never its private key)")
+    add.add_argument("--publisher", metavar="NAMESPACE", required=True,
+                     help="the publisher it authenticates (made by `serve token create`)")
+    _store_options(add, argparse.SUPPRESS)
 
 
 def register_push(offer: argparse._SubParsersAction[Parser]) -> None:
@@ -170,7 +186,10 @@ def serve(args: argparse.Namespace) -> int:
         max_body = parse_size(args.max_body)
     except ValueError as exc:
         raise InputError("--max-body", str(exc)) from None
+    from vmimage.app.publishing import tlsserver
+
     host, port = _bind(args.bind)
+    tls = tlsserver.check_files(args.tls_cert, args.tls_key)
     settings = _job_settings(args, args.jobs, "--jobs")
     allowed = jobs.check_endpoints(args.allow_endpoints)
     store = open_store(args.db, state_dir=args.state_dir, key_file=args.key_file,
@@ -185,16 +204,26 @@ def serve(args: argparse.Namespace) -> int:
         runtime.configure(current)
         logging.config.dictConfig(runtime.log_config(args.log_level.upper()))
         engine = jobs.start(store, current.jobs, current.allow_endpoints)
+        trust = tlsserver.TrustRefresher(store) if tls else None
         try:
             shown = f"[{host}]" if ":" in host else host
-            print(f"vmimage serve: listening on http://{shown}:{sock.getsockname()[1]} "
+            scheme = "https" if tls else "http"
+            print(f"vmimage serve: listening on {scheme}://{shown}:{sock.getsockname()[1]} "
                   f"(database {store.database}, profile {store.profile.name}, "
                   f"{jobs.describe(settings)})", flush=True)
+            options: dict[str, object] = {}
+            if tls and trust:
+                options = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1]),
+                           "ssl_context_factory": trust.context_factory,
+                           "http": tlsserver.PROTOCOL}
+                trust.start()
             config = uvicorn.Config(APP, factory=True, log_config=runtime.log_config(
                 args.log_level.upper()), server_header=False, proxy_headers=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, **options)  # type: ignore[arg-type]
             uvicorn.Server(config).run(sockets=[sock])
         finally:
+            if trust:
+                trust.stop()
             jobs.stop(engine)
         return 0
     finally:
@@ -248,6 +277,27 @@ def token_create(args: argparse.Namespace) -> int:
     print(f"vmimage: token {issued.id} ({issued.prefix}...) for publisher {args.publisher}: "
           "it is shown this once; keep it in an environment variable (VMIMAGE_TOKEN)",
           file=sys.stderr)
+    return 0
+
+
+def certificate_add(args: argparse.Namespace) -> int:
+    """Register a management certificate for a publisher in the service's database (the
+    public certificate only): TLS clients presenting it may use the classic Create VM Image
+    API for that publisher. With a token, POST /api/v1/certificates does the same."""
+    from vmimage.app.publishing.certificates import add_publisher_certificate
+    from vmimage.app.publishing.store import open_store
+    from vmimage.inputs import read_bounded
+
+    data = read_bounded(args.certificate, 64 * 1024)
+    store = open_store(getattr(args, "db", None), state_dir=getattr(args, "state_dir", None),
+                       key_file=getattr(args, "key_file", None))
+    try:
+        added = add_publisher_certificate(store, args.publisher, data)
+    finally:
+        store.close()
+    print(f"vmimage: certificate {added.id} (SHA-1 thumbprint {added.thumbprint}, "
+          f"{added.subject}) authenticates publisher {args.publisher}, subscription "
+          f"{added.subscription}")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from vmimage.offer.model import Manifest, Sku
+from vmimage.offer.sas import SasTokens
 from vmimage.offer.submission import Rendered, blob_url
 from vmimage.units import GiB
 
@@ -36,9 +37,17 @@ def _child(parent: ET.Element, tag: str, text: str) -> None:
     ET.SubElement(parent, tag).text = text
 
 
+def _media(link: str, tokens: SasTokens | None) -> str:
+    """A MediaLink, with its SAS token when ``tokens`` has one (a self-hosted service reads
+    the blob with it; Azure used the storage account's own keys)."""
+    found = tokens.sas_uri(link) if tokens is not None else None
+    return found or link
+
+
 def request_body(manifest: Manifest, sku: Sku, version_index: int,
-                 problems: list[str]) -> str | None:
-    """The XML body for one version; None (with ``problems``) when a disk has no blob URL."""
+                 problems: list[str], tokens: SasTokens | None = None) -> str | None:
+    """The XML body for one version; None (with ``problems``) when a disk has no blob URL.
+    With ``tokens``, each MediaLink carries its SAS token (for ``vmimage register``)."""
     version = sku.versions[version_index]
     where = f"{sku.id} {version.version}"
     if version.os_disk is None:
@@ -58,7 +67,7 @@ def request_body(manifest: Manifest, sku: Sku, version_index: int,
         problems.append(f"{where}: the OS disk has no blob URL (give 'url' or "
                         "storage.container_url)")
         return None
-    _child(os_config, "MediaLink", media)
+    _child(os_config, "MediaLink", _media(media, tokens))
     if version.data_disks:
         data_configs = ET.SubElement(root, "DataDiskConfigurations")
         for disk in sorted(version.data_disks, key=lambda d: d.lun):
@@ -72,17 +81,18 @@ def request_body(manifest: Manifest, sku: Sku, version_index: int,
             if link is None:
                 problems.append(f"{where}: data disk LUN {disk.lun} has no blob URL")
                 return None
-            _child(config, "MediaLink", link)
+            _child(config, "MediaLink", _media(link, tokens))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
-def render_classic(manifest: Manifest) -> Rendered:
-    """One ``<sku>-<version>.xml`` request body per SKU version."""
+def render_classic(manifest: Manifest, tokens: SasTokens | None = None) -> Rendered:
+    """One ``<sku>-<version>.xml`` request body per SKU version (MediaLinks with their SAS
+    tokens when ``tokens`` are given)."""
     out = Rendered()
     for sku in manifest.skus:
         for i, version in enumerate(sku.versions):
-            body = request_body(manifest, sku, i, out.problems)
+            body = request_body(manifest, sku, i, out.problems, tokens)
             if body is not None:
                 out.documents[f"{sku.id}-{version.version}.xml"] = body
     return out

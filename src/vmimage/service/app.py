@@ -16,11 +16,12 @@ from vmimage.app.publishing import runtime
 from vmimage.app.publishing.store import Store
 from vmimage.service import errors
 from vmimage.service.guard import BodyGuard
-from vmimage.service.routes import jobs, manifests, meta, offers, publishers, versions
+from vmimage.service.routes import classic, jobs, manifests, meta, offers, publishers, versions
 
 PREFIX = "/api/v1"
-#: The routes that take a body other than JSON (a report as uploaded).
-RAW_PATHS = re.compile(r"^/api/v1/offers/[^/]+/skus/[^/]+/versions/[^/]+/reports$")
+#: The routes that take a body other than JSON: a report as uploaded, the classic API's XML.
+RAW_PATHS = re.compile(r"^/api/v1/offers/[^/]+/skus/[^/]+/versions/[^/]+/reports$"
+                       r"|^/[^/]+/services/vmimages$")
 DESCRIPTION = """The publishing service of vmimage: offers, SKUs, plans and image versions
 with their SAS URIs, certification requests and reports, and the states an image goes through
 (draft, certification-requested, certified or failed, staging, published). Every manifest rule
@@ -37,6 +38,7 @@ def build(store: Store, max_body: int = runtime.MAX_BODY) -> FastAPI:
     app.state.store = store
     for module in (meta, publishers, offers, versions, manifests, jobs):
         app.include_router(module.router, prefix=PREFIX)
+    app.include_router(classic.router)
     errors.install(app)
     app.add_middleware(BodyGuard, max_body=max_body, raw_paths=RAW_PATHS)
     return app

@@ -18,8 +18,6 @@ the checks on the VHDs, which the job engine (``vmimage.jobs``, wired in
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +29,7 @@ from vmimage.app.publishing.documents import CertificationOut, Questionnaire
 from vmimage.app.publishing.errors import Conflict, NotFound, Refused
 from vmimage.app.publishing.lifecycle import LOCKED, State, transition
 from vmimage.app.publishing.reports import store_report
+from vmimage.app.publishing.starters import Starter
 from vmimage.app.publishing.store import Store
 from vmimage.app.publishing.tokens import Caller
 from vmimage.catalog.models import CertificationRequest, ImageVersion, now
@@ -38,9 +37,6 @@ from vmimage.report.model import Report
 
 #: A request's states: waiting for (or in) a run, then the run's outcome, or withdrawn.
 REQUESTED, CERTIFIED, FAILED, WITHDRAWN = "requested", "certified", "failed", "withdrawn"
-
-#: Not vmimage.log.get(): in the server, uvicorn's logging configuration (redacting) owns it.
-_log = logging.getLogger("vmimage.service")
 
 
 @dataclass(frozen=True)
@@ -78,28 +74,12 @@ class CertificationInputs:
 
 
 CertificationStarter = Callable[[Ticket], None]
-_starter: CertificationStarter | None = None
-_starter_lock = threading.Lock()
+_starter: Starter[Ticket] = Starter("certification request")
 
 
 def set_certification_starter(starter: CertificationStarter | None) -> None:
     """Register the job engine's entry point (None: requests wait, unstarted)."""
-    global _starter
-    with _starter_lock:
-        _starter = starter
-
-
-def _start(ticket: Ticket) -> None:
-    with _starter_lock:
-        starter = _starter
-    if starter is None:
-        _log.info("certification request %d waits: no job engine is registered",
-                  ticket.request_id)
-        return
-    try:
-        starter(ticket)
-    except Exception as exc:  # the request stays recorded; an engine can pick it up later
-        _log.warning("certification request %d was not started: %s", ticket.request_id, exc)
+    _starter.set(starter)
 
 
 def _ready(row: ImageVersion) -> bool:
@@ -147,7 +127,7 @@ def request_certification(store: Store, caller: Caller, offer_id: str, sku_id: s
         session.flush()
         ticket = Ticket(request.id, caller.namespace, offer_id, sku_id, number, client_key)
         result = out.certification(request)
-    _start(ticket)
+    _starter.start(ticket, str(ticket.request_id))
     return result
 
 

@@ -139,7 +139,29 @@ class Me(BaseModel):
     """The publisher a token belongs to."""
 
     publisher: str
+    #: The subscription ID in the classic Create VM Image API's paths.
+    subscription: str
     token: TokenOut
+
+
+class CertificateIn(BaseModel):
+    """A management certificate to register: PEM, or base64 DER (a ``.cer`` file's content).
+    The certificate only: a private key is refused."""
+
+    certificate: str = Field(max_length=65536)
+
+
+class CertificateOut(BaseModel):
+    """A management certificate (the public certificate; no private key is ever sent)."""
+
+    id: int
+    sha256: str
+    thumbprint: str
+    subject: str
+    not_after: datetime
+    created: datetime
+    #: The subscription the certificate is associated with (the classic API's paths).
+    subscription: str
 
 
 class SasOut(BaseModel):

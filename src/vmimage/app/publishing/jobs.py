@@ -21,13 +21,14 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 
-from vmimage.app.publishing import certification, jobviews, lookup, out
+from vmimage.app.publishing import certification, jobviews, lookup, out, vmimages
 from vmimage.app.publishing.certification import Ticket
 from vmimage.app.publishing.documents import CertificationOut, Questionnaire
 from vmimage.app.publishing.errors import Conflict, PublishingError
 from vmimage.app.publishing.jobstore import DatabaseJobStore
 from vmimage.app.publishing.store import Store
 from vmimage.app.publishing.tokens import Caller
+from vmimage.catalog.classic import VmImage
 from vmimage.catalog.jobs import KEY_LENGTH, Job
 from vmimage.catalog.models import CertificationRequest, Publisher
 from vmimage.errors import InputError
@@ -67,10 +68,28 @@ def _certify(store: Store, allow_endpoints: tuple[str, ...], job: JobView) -> Do
     return run_certification(store, allow_endpoints, job)
 
 
+def _register(store: Store, allow_endpoints: tuple[str, ...], job: JobView) -> Done:
+    from vmimage.app.publishing.regrun import run_registration
+
+    return run_registration(store, allow_endpoints, job)
+
+
 def register_kinds(store: Store, allow_endpoints: Sequence[str]) -> None:
-    """The kinds of job this process runs, on ``store``: certification."""
+    """The kinds of job this process runs, on ``store``: certification, and registration
+    (the classic Create VM Image API)."""
     KINDS.register(jobviews.CERTIFICATION,
                    functools.partial(_certify, store, tuple(allow_endpoints)))
+    KINDS.register(vmimages.REGISTRATION,
+                   functools.partial(_register, store, tuple(allow_endpoints)))
+
+
+def registration_spec(store: Store, image_id: int) -> JobSpec:
+    """The job that registers image row ``image_id``."""
+    with store.read() as session:
+        row = session.get(VmImage, image_id)
+        publisher = row.publisher_fk if row is not None else None
+    return JobSpec(vmimages.REGISTRATION, vmimages.registration_key(image_id),
+                   {"image": image_id}, publisher)
 
 
 def _publisher_id(store: Store, namespace: str) -> int | None:
@@ -100,11 +119,15 @@ def submit_certification(store: Store, engine: Engine, ticket: Ticket) -> None:
     _link(store, ticket.request_id, job.id)
 
 
-def _submit_pending(store: Store, submit: Callable[[Ticket], object]) -> int:
+def _submit_pending(store: Store, submit: Callable[[Ticket], object],
+                    submit_registration: Callable[[int], object]) -> int:
     pending = certification.pending_certifications(store)
     for ticket in pending:
         submit(ticket)
-    return len(pending)
+    images = vmimages.pending_registrations(store)
+    for image_id in images:
+        submit_registration(image_id)
+    return len(pending) + len(images)
 
 
 def start(store: Store, settings: JobSettings, allow_endpoints: Sequence[str]) -> Engine:
@@ -120,15 +143,21 @@ def start(store: Store, settings: JobSettings, allow_endpoints: Sequence[str]) -
     engine.start()
     starter = functools.partial(submit_certification, store, engine)
     certification.set_certification_starter(starter)
-    waiting = _submit_pending(store, starter)
+
+    def register(image_id: int) -> None:
+        engine.submit(registration_spec(store, image_id))
+
+    vmimages.set_registration_starter(register)
+    waiting = _submit_pending(store, starter, register)
     if waiting:
-        _log.info("%d certification request(s) were waiting: their jobs are submitted", waiting)
+        _log.info("%d request(s) were waiting: their jobs are submitted", waiting)
     return engine
 
 
 def stop(engine: Engine, grace: float = 10.0) -> None:
     """Stop the engine; requests made from now on wait for the next start."""
     certification.set_certification_starter(None)
+    vmimages.set_registration_starter(None)
     engine.stop(grace)
 
 
@@ -170,7 +199,10 @@ def run_worker(store: Store, settings: JobSettings, allow_endpoints: Sequence[st
         job, _ = jobs.submit(certification_spec(store, ticket), settings.max_attempts)
         _link(store, ticket.request_id, job.id)
 
-    _submit_pending(store, submit)
+    def register(image_id: int) -> None:
+        jobs.submit(registration_spec(store, image_id), settings.max_attempts)
+
+    _submit_pending(store, submit, register)
     run_jobs(jobs, settings, settings.max_jobs)
 
 

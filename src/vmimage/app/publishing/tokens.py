@@ -31,11 +31,14 @@ MAX_TOKEN = 200
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a request comes from: the publisher of its token."""
+    """Who a request comes from: the publisher of its API token, or of its management
+    certificate (the classic API's client certificate: then ``token_id`` is None)."""
 
     publisher_id: int
     namespace: str
-    token_id: int
+    token_id: int | None
+    #: The SHA-256 of the client certificate, when that authenticated the request.
+    certificate: str | None = None
 
 
 def _digest(token: str) -> str:
@@ -87,11 +90,12 @@ def authenticate(store: Store, token: str) -> Caller | None:
 
 
 def me(store: Store, caller: Caller) -> Me:
-    """The caller's publisher and token."""
+    """The caller's publisher, its subscription ID (the classic API's) and the token."""
     with store.read() as session:
         row = session.get(ApiToken, caller.token_id)
         assert row is not None
-        return Me(publisher=caller.namespace, token=_out(row))
+        return Me(publisher=caller.namespace, subscription=row.publisher.subscription_id or "",
+                  token=_out(row))
 
 
 def list_tokens(store: Store, caller: Caller) -> list[TokenOut]:

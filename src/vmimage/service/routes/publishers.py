@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vmimage.app.publishing import tokens
-from vmimage.app.publishing.documents import Me, TokenCreate, TokenIssued, TokenOut
+from vmimage.app.publishing import certificates, tokens
+from vmimage.app.publishing.documents import (
+    CertificateIn,
+    CertificateOut,
+    Me,
+    TokenCreate,
+    TokenIssued,
+    TokenOut,
+)
 from vmimage.service.auth import CallerDep, StoreDep
 from vmimage.service.routes import AUTH, BODY, errors
 
@@ -36,3 +43,25 @@ def create_token(store: StoreDep, caller: CallerDep, body: TokenCreate) -> Token
 def revoke_token(store: StoreDep, caller: CallerDep, token_id: int) -> TokenOut:
     """Revoke one of the publisher's tokens; requests with it are refused from now on."""
     return tokens.revoke_token(store, caller, token_id)
+
+
+@router.get("/certificates", summary="The publisher's management certificates",
+            responses=errors(*AUTH))
+def list_certificates(store: StoreDep, caller: CallerDep) -> list[CertificateOut]:
+    """The client certificates that authenticate the classic Create VM Image API."""
+    return certificates.list_certificates(store, caller)
+
+
+@router.post("/certificates", status_code=201, summary="Register a management certificate",
+             responses=errors(*BODY, 409))
+def add_certificate(store: StoreDep, caller: CallerDep, body: CertificateIn) -> CertificateOut:
+    """The public certificate (PEM or base64 DER), as Azure's portal took a ``.cer`` file;
+    TLS clients presenting it act for this publisher from the next connection on."""
+    return certificates.add_certificate(store, caller, body.certificate)
+
+
+@router.delete("/certificates/{certificate_id}", status_code=204,
+               summary="Delete a management certificate", responses=errors(*AUTH, 404))
+def delete_certificate(store: StoreDep, caller: CallerDep, certificate_id: int) -> None:
+    """Requests with it are refused from now on."""
+    certificates.delete_certificate(store, caller, certificate_id)
