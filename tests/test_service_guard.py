@@ -346,13 +346,16 @@ def test_openapi_is_valid_and_documents_every_route(service: Service) -> None:
                                                              versions, jobs)
               for r in module.router.routes for m in getattr(r, "methods", ())}
     assert routes == set(OPERATIONS)
-    from vmimage.service.routes import classic
+    # The classic API (403 ForbiddenError) and Partner Center's configure API (401): their
+    # own shapes, tested in test_service_classic.py and test_service_ingestion.py.
+    from vmimage.service.routes import classic, ingestion
 
-    classic_routes = {(m.lower(), r.path) for r in classic.router.routes
-                      for m in getattr(r, "methods", ())}
+    others = {(m.lower(), r.path): refusal for module, refusal in ((classic, "403"),
+                                                                    (ingestion, "401"))
+              for r in module.router.routes for m in getattr(r, "methods", ())}
     assert {(m, p) for p, item in live["paths"].items() for m in item
-            if not p.startswith("/api/v1/")} == classic_routes
-    for method, path in classic_routes:
+            if not p.startswith("/api/v1/")} == set(others)
+    for (method, path), refusal in others.items():
         op = live["paths"][path][method]
-        assert op.get("summary") and op.get("description") and "403" in op["responses"]
+        assert op.get("summary") and op.get("description") and refusal in op["responses"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", live["info"]["version"])

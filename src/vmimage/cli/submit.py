@@ -41,6 +41,30 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                         "the token itself: arguments show in ps)")
     p.add_argument("--sas-file", metavar="FILE", type=Path,
                    help="file holding SAS URIs or a token, one per line")
+    push_cmd = command(submit, "push", push, push.__doc__)
+    push_cmd.add_argument("manifest", metavar="MANIFEST", type=Path,
+                          help="the offer manifest (offer.yaml)")
+    push_cmd.add_argument("--to", metavar="URL", required=True,
+                          help="the configure endpoint: Partner Center's "
+                               "(https://graph.microsoft.com/rp/product-ingestion) or a "
+                               "vmimage service's (https://HOST/rp/product-ingestion)")
+    push_cmd.add_argument("--target", choices=("draft", "preview", "live"),
+                          help="also submit the offer: preview (certification, then preview "
+                               "audience) or live (publish)")
+    push_cmd.add_argument("--auth", choices=("auto", "entra", "token"), default="auto",
+                          help="entra: a Microsoft Entra ID token (azure-identity: environment, "
+                               "managed identity, Azure CLI...); token: the API token in "
+                               "--token-env; auto (default): entra for Partner Center")
+    push_cmd.add_argument("--token-env", metavar="VAR", default="VMIMAGE_TOKEN",
+                          help="the environment variable holding the service's API token "
+                               "(default VMIMAGE_TOKEN)")
+    push_cmd.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0,
+                          help="how long to wait for the job (default 600)")
+    add_profile(push_cmd)
+    push_cmd.add_argument("--sas-env", metavar="NAME",
+                          help="name of an environment variable holding SAS URIs or a token")
+    push_cmd.add_argument("--sas-file", metavar="FILE", type=Path,
+                          help="file holding SAS URIs or a token, one per line")
 
 
 def render(args: argparse.Namespace) -> int:
@@ -93,3 +117,53 @@ def _print(rendered: Rendered, fmt: str, tokens_given: bool) -> None:
     if tokens_given:
         _err("vmimage: SAS signatures are redacted on standard output: use --output DIR to "
              "write the submission")
+
+
+def push(args: argparse.Namespace) -> int:
+    """Send the manifest's Partner Center documents (those `submit render --format
+    partner-center` renders, with a submission when --target is given) to a configure
+    endpoint, and wait for the job.
+
+    Exit 0 the job succeeded, 1 it failed (each error printed), 2 the manifest, the tokens or
+    the endpoint cannot be used (or the wait ended first)."""
+    import json
+
+    from vmimage.app import submit
+    from vmimage.app.publishing import ingestclient
+    from vmimage.errors import InputError
+
+    if not 0 < args.timeout <= 7 * 86400:
+        raise InputError("--timeout", "must be between 0 and 604800 seconds")
+    base = ingestclient.endpoint(args.to)
+    result = submit.render(args.manifest, "partner-center", resolve_profile(args.profile),
+                           args.sas_env, args.sas_file)
+    if result.failed:
+        for f in result.failed:
+            _err(f"vmimage: {f.check_id}: {f.message}")
+        _err(f"vmimage: {args.manifest}: {len(result.failed)} rule(s) failed: nothing sent")
+        return 1
+    rendered = result.rendered
+    assert rendered is not None
+    if rendered.problems or rendered.warnings:
+        for line in [*rendered.problems, *rendered.warnings]:
+            _err(f"vmimage: {args.manifest}: {line}")
+        raise InputError(args.manifest, "the documents are not complete: nothing sent "
+                                        "(give every disk its SAS URI: --sas-env/--sas-file)")
+    document = json.loads(rendered.documents["configure.json"])
+    offer_id = document["resources"][0]["product"]["externalId"]
+    token = ingestclient.bearer(base, args.auth, args.token_env)
+    pushed = ingestclient.push(base, token, ingestclient.with_submission(document, offer_id,
+                                                                         args.target),
+                               args.timeout)
+    if pushed.status != "completed":
+        raise InputError("--timeout", f"job {pushed.job_id} is "
+                                      f"still {pushed.status} after {args.timeout:.0f} s: "
+                                      f"GET {base}/configure/{pushed.job_id}/status")
+    if pushed.result != "succeeded":
+        for problem in pushed.errors:
+            _err(f"vmimage: {problem.get('code')}: {problem.get('message')}")
+        _err(f"vmimage: job {pushed.job_id}: {pushed.result}")
+        return 1
+    print(f"vmimage: job {pushed.job_id}: succeeded" +
+          (f" (submitted to {args.target})" if args.target else ""))
+    return 0

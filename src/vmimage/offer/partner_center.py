@@ -28,7 +28,8 @@ RESOURCE_SCHEMA = f"{SCHEMA_HOST}/{RESOURCE}/{SCHEMA_VERSION}"
 CONFIGURE_SCHEMA = f"{SCHEMA_HOST}/configure/{SCHEMA_VERSION}"
 SCHEMA_FILE = f"schemas/partner-center/{RESOURCE}-{SCHEMA_VERSION}.json"
 IMAGE_TYPES = {"gen1": "x64Gen1", "gen2": "x64Gen2"}
-_PROPERTIES = {
+#: A SKU's properties: the manifest's names and the resource's.
+PROPERTIES = {
     "supports_extensions": "supportsExtensions", "supports_backup": "supportsBackup",
     "supports_accelerated_networking": "supportsAcceleratedNetworking",
     "supports_cloud_init": "supportsCloudInit", "supports_nvme": "supportsNVMe",
@@ -127,7 +128,7 @@ class _Plan:
             "recommendedVmSizes": list(first.recommended_sizes),
             "openPorts": [{"label": p.label, "portRange": p.ports, "protocol": p.protocol}
                           for p in first.open_ports],
-            "vmProperties": {camel: props[snake] for snake, camel in _PROPERTIES.items()},
+            "vmProperties": {camel: props[snake] for snake, camel in PROPERTIES.items()},
             "skus": [{"imageType": IMAGE_TYPES[s.image_type], "skuId": s.id} for s in skus],
             "vmImageVersions": [
                 {"versionNumber": number,

@@ -16,7 +16,16 @@ from vmimage.app.publishing import runtime
 from vmimage.app.publishing.store import Store
 from vmimage.service import errors
 from vmimage.service.guard import BodyGuard
-from vmimage.service.routes import classic, jobs, manifests, meta, offers, publishers, versions
+from vmimage.service.routes import (
+    classic,
+    ingestion,
+    jobs,
+    manifests,
+    meta,
+    offers,
+    publishers,
+    versions,
+)
 
 PREFIX = "/api/v1"
 #: The routes that take a body other than JSON: a report as uploaded, the classic API's XML.
@@ -39,6 +48,7 @@ def build(store: Store, max_body: int = runtime.MAX_BODY) -> FastAPI:
     for module in (meta, publishers, offers, versions, manifests, jobs):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(classic.router)
+    app.include_router(ingestion.router)
     errors.install(app)
     app.add_middleware(BodyGuard, max_body=max_body, raw_paths=RAW_PATHS)
     return app

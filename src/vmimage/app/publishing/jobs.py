@@ -21,7 +21,14 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 
-from vmimage.app.publishing import certification, jobviews, lookup, out, vmimages
+from vmimage.app.publishing import (
+    certification,
+    ingestion,
+    jobviews,
+    lookup,
+    out,
+    vmimages,
+)
 from vmimage.app.publishing.certification import Ticket
 from vmimage.app.publishing.documents import CertificationOut, Questionnaire
 from vmimage.app.publishing.errors import Conflict, PublishingError
@@ -75,12 +82,13 @@ def _register(store: Store, allow_endpoints: tuple[str, ...], job: JobView) -> D
 
 
 def register_kinds(store: Store, allow_endpoints: Sequence[str]) -> None:
-    """The kinds of job this process runs, on ``store``: certification, and registration
-    (the classic Create VM Image API)."""
+    """The kinds of job this process runs, on ``store``: certification, registration (the
+    classic Create VM Image API), configure (Partner Center's ingestion API)."""
     KINDS.register(jobviews.CERTIFICATION,
                    functools.partial(_certify, store, tuple(allow_endpoints)))
     KINDS.register(vmimages.REGISTRATION,
                    functools.partial(_register, store, tuple(allow_endpoints)))
+    KINDS.register(ingestion.CONFIGURE, functools.partial(ingestion.run_configure, store))
 
 
 def registration_spec(store: Store, image_id: int) -> JobSpec:
@@ -148,6 +156,7 @@ def start(store: Store, settings: JobSettings, allow_endpoints: Sequence[str]) -
         engine.submit(registration_spec(store, image_id))
 
     vmimages.set_registration_starter(register)
+    ingestion.set_submitter(engine.submit)
     waiting = _submit_pending(store, starter, register)
     if waiting:
         _log.info("%d request(s) were waiting: their jobs are submitted", waiting)
@@ -158,6 +167,7 @@ def stop(engine: Engine, grace: float = 10.0) -> None:
     """Stop the engine; requests made from now on wait for the next start."""
     certification.set_certification_starter(None)
     vmimages.set_registration_starter(None)
+    ingestion.set_submitter(None)
     engine.stop(grace)
 
 
