@@ -6,7 +6,8 @@ in the server), and ``vmimage submit push`` as its client; the VHDs in a real Az
   with its SAS URIs and requests its certification, which runs the real checks.
 - The job applies resources through the rules of the one registry: a version without the
   data disk the plan's other images have (OFFER-PLAN-DISKS) fails the job with a
-  businessValidationError; an unknown product is invalidId; errors carry ``details`` lists as Partner Center's clients require.
+  businessValidationError; an unknown product is invalidId; errors carry ``details`` lists
+  as Partner Center's clients require.
 - Refusals in Partner Center's shape: not a configure document, an unsupported or
   schema-invalid resource (400), no token (401), another publisher's job (404).
 
