@@ -197,3 +197,27 @@ def version(number: str = "1.0.0", name: str = "web", data_disks: int = 1) -> di
     return {"version": number, "os_disk": {"url": f"{BLOBS}/{name}-{number}-os.vhd"},
             "data_disks": [{"lun": i, "url": f"{BLOBS}/{name}-{number}-d{i}.vhd"}
                            for i in range(data_disks)]}
+
+
+def one_sku_manifest(publisher: str, offer: str, title: str, versions: list[str], os_url: str,
+                     data_url: str) -> str:
+    """An ``offer.yaml`` (dedent it) with one Gen1 SKU whose ``versions`` all name these two
+    blobs (the OS disk, a data disk at LUN 0)."""
+    entries = "\n".join(f"""\
+              - version: "{v}"
+                os_disk: {{url: "{os_url}"}}
+                data_disks: [{{lun: 0, url: "{data_url}"}}]""" for v in versions)
+    return f"""\
+        publisher: {publisher}
+        offer: {{id: {offer}, title: {title}}}
+        skus:
+          - id: web-gen1
+            plan: web
+            title: Contoso Web on Debian 12
+            summary: Nginx on Debian 12, hardened and ready to serve.
+            os: {{family: linux, type: debian, friendly_name: "Debian 12 (bookworm)"}}
+            image_type: gen1
+            recommended_sizes: [Standard_D2s_v5, Standard_D4s_v5, Standard_E2s_v5]
+            versions:
+{entries}
+        """

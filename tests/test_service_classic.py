@@ -37,7 +37,14 @@ from tests import service_jobs_support as sj
 from tests import tlscerts
 from tests.azurite import Azurite, assert_no_secrets, server
 from tests.offer_support import write
-from tests.service_support import ROOT, START_TIMEOUT, Service, answering, first_line
+from tests.service_support import (
+    ROOT,
+    START_TIMEOUT,
+    Service,
+    answering,
+    first_line,
+    one_sku_manifest,
+)
 
 NS = "{http://schemas.microsoft.com/windowsazure}"
 VERSION = {"x-ms-version": "2014-06-01"}
@@ -228,22 +235,9 @@ def test_vmimage_register_waits_for_each_image_and_a_rerun_is_no_error(setup: Se
     _, token, subscription = _publisher(setup)
     os_url, os_sas = setup.blobs["os.vhd"]
     d0_url, d0_sas = setup.blobs["d0.vhd"]
-    manifest = write(setup.work, f"""\
-        publisher: contoso
-        offer: {{id: contoso-reg, title: Contoso Registered}}
-        skus:
-          - id: web-gen1
-            plan: web
-            title: Contoso Web on Debian 12
-            summary: Nginx on Debian 12, hardened and ready to serve.
-            os: {{family: linux, type: debian, friendly_name: "Debian 12 (bookworm)"}}
-            image_type: gen1
-            recommended_sizes: [Standard_D2s_v5, Standard_D4s_v5, Standard_E2s_v5]
-            versions:
-              - version: "1.0.0"
-                os_disk: {{url: "{os_url}"}}
-                data_disks: [{{lun: 0, url: "{d0_url}"}}]
-        """, name=f"reg-{subscription[:8]}.yaml")
+    manifest = write(setup.work, one_sku_manifest("contoso", "contoso-reg",
+                                                  "Contoso Registered", ["1.0.0"], os_url,
+                                                  d0_url), name=f"reg-{subscription[:8]}.yaml")
     sas_file = setup.work / f"sas-{subscription[:8]}.txt"
     sas_file.write_text(f"{os_sas}\n{d0_sas}\n")
     env = {**os.environ, "VMIMAGE_TOKEN": token, "SSL_CERT_FILE": str(setup.ca.cert)}

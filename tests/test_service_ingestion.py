@@ -32,7 +32,7 @@ import pytest
 from tests import service_jobs_support as sj
 from tests.azurite import Azurite, assert_no_secrets, server
 from tests.offer_support import run_cli, write
-from tests.service_support import ROOT, Service
+from tests.service_support import ROOT, Service, one_sku_manifest
 
 BASE = "/rp/product-ingestion"
 CONFIGURE = "https://product-ingestion.azureedge.net/schema/configure/2022-03-01-preview2"
@@ -71,24 +71,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, compliant_vhd: Path) -> Iter
 
 
 def _manifest(setup: Setup, publisher: str, versions: list[str]) -> str:
-    entries = "\n".join(f"""\
-              - version: "{v}"
-                os_disk: {{url: "{setup.os_disk[0]}"}}
-                data_disks: [{{lun: 0, url: "{setup.data_disk[0]}"}}]""" for v in versions)
-    return f"""\
-        publisher: {publisher}
-        offer: {{id: contoso-pc, title: Contoso via Partner Center}}
-        skus:
-          - id: web-gen1
-            plan: web
-            title: Contoso Web on Debian 12
-            summary: Nginx on Debian 12, hardened and ready to serve.
-            os: {{family: linux, type: debian, friendly_name: "Debian 12 (bookworm)"}}
-            image_type: gen1
-            recommended_sizes: [Standard_D2s_v5, Standard_D4s_v5, Standard_E2s_v5]
-            versions:
-{entries}
-        """
+    return one_sku_manifest(publisher, "contoso-pc", "Contoso via Partner Center", versions,
+                            setup.os_disk[0], setup.data_disk[0])
 
 
 def _publisher(setup: Setup, versions: list[str]) -> tuple[str, str, Path]:

@@ -69,25 +69,27 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                         default=argparse.SUPPRESS, help="what the worker logs on stderr")
     _job_options(worker, argparse.SUPPRESS, "redis://HOST:PORT/DB: where the servers hand "
                                             "their jobs (required)")
-    token = tokens.add_parser("token", help="make a publisher's API token",
-                              description="Make a publisher's API token.")
-    token.set_defaults(handler=None, parser=token)
-    actions = token.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    create = command(actions, "create", token_create, token_create.__doc__)
+    create = command(_group(tokens, "token", "make a publisher's API token"), "create",
+                     token_create, token_create.__doc__)
     create.add_argument("--publisher", metavar="NAMESPACE", required=True,
                         help="the publisher namespace (made if new)")
     create.add_argument("--label", default="", help="a label to tell the token apart")
     _store_options(create, argparse.SUPPRESS)
-    cert = tokens.add_parser("certificate", help="register a publisher's management certificate",
-                             description="Register a publisher's management certificate.")
-    cert.set_defaults(handler=None, parser=cert)
-    cert_actions = cert.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    add = command(cert_actions, "add", certificate_add, certificate_add.__doc__)
+    add = command(_group(tokens, "certificate", "register a publisher's management certificate"),
+                  "add", certificate_add, certificate_add.__doc__)
     add.add_argument("certificate", metavar="FILE", type=Path,
                      help="the certificate (PEM or DER .cer; never its private key)")
     add.add_argument("--publisher", metavar="NAMESPACE", required=True,
                      help="the publisher it authenticates (made by `serve token create`)")
     _store_options(add, argparse.SUPPRESS)
+
+
+def _group(sub: argparse._SubParsersAction[Parser], name: str, what: str
+           ) -> argparse._SubParsersAction[Parser]:
+    """``vmimage serve NAME ...``: a group of commands; the subparsers to add them to."""
+    parser = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+    parser.set_defaults(handler=None, parser=parser)
+    return parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
 
 
 def register_push(offer: argparse._SubParsersAction[Parser]) -> None:
