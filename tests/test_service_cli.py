@@ -85,3 +85,37 @@ def test_push_needs_a_server_and_a_token(tmp_path: Path) -> None:
     assert "vmi_x" not in res.stderr
     res = run_cli("offer", "push", manifest, "--server", "ftp://x", env={"VMIMAGE_TOKEN": "t"})
     assert res.code == 2 and "http://" in res.stderr
+
+
+def test_answers_are_not_held_back_by_nagle() -> None:
+    """The listening socket names TCP, so asyncio sets TCP_NODELAY on every connection
+    (proto 0 does not get it: each keep-alive answer then waited for the client's delayed
+    ACK, 40 ms). Checked on the server's side of a real connection."""
+    import asyncio
+    import socket
+
+    from vmimage.cli.serve import _listen
+
+    listener = _listen("127.0.0.1", 0)
+    assert isinstance(listener, socket.socket) and listener.proto == socket.IPPROTO_TCP
+    seen: list[int] = []
+
+    async def main() -> None:
+        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=listener)
+        port = listener.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    assert seen == [1]

@@ -156,7 +156,10 @@ def _listen(host: str, port: int) -> object:
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose protocol says TCP
+    # (proto 0 does not), and without it every keep-alive answer waited 40 ms for the
+    # client's delayed ACK (Nagle): 48 ms for GET /health instead of 4.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
