@@ -59,6 +59,8 @@ class Tally:
 
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    #: Requests that got no answer at all (the connection closed or reset): lost.
+    transport_errors: int = 0
     jobs_done: int = 0
     job_seconds: list[float] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -77,7 +79,11 @@ async def api_client(client: httpx.AsyncClient, paths: list[str], deadline: floa
     i = 0
     while time.monotonic() < deadline:
         started = time.perf_counter()
-        response = await client.get(paths[i % len(paths)])
+        try:
+            response = await client.get(paths[i % len(paths)])
+        except httpx.TransportError:
+            tally.transport_errors += 1
+            continue
         tally.latencies.append(time.perf_counter() - started)
         tally.count(response.status_code)
         i += 1
@@ -172,7 +178,8 @@ def run(workers: int, threads: int, seconds: float, clients: int, jobs: int, pg:
             "p50": percentile(tally.latencies, 0.5) * 1000,
             "p95": percentile(tally.latencies, 0.95) * 1000,
             "max": max(tally.latencies) * 1000, "rps": len(tally.latencies) / seconds,
-            "5xx": errors, "4xx": refused, "jobs": tally.jobs_done,
+            "5xx": errors, "4xx": refused, "unanswered": tally.transport_errors,
+            "jobs": tally.jobs_done,
             "per_minute": tally.jobs_done / (elapsed / 60),
             "job_p50": statistics.median(tally.job_seconds) if tally.job_seconds else 0.0,
             "outcomes": tally.outcomes, "job_rows": len(rows), "lost": lost}
@@ -214,12 +221,13 @@ def main() -> None:
           f"certification slots, {args.seconds:.0f} s)\n")
     print(f"`python3 bench/bench_service_load.py --seconds {args.seconds:.0f} --clients "
           f"{args.clients} --jobs {args.jobs} --threads {args.threads}`\n")
-    print("| workers (threads each) | API requests | req/s | p50 | p95 | max | 5xx | jobs done "
-          "| jobs/min | job p50 (request to decided) | outcomes | lost |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| workers (threads each) | API requests | req/s | p50 | p95 | max | 5xx | unanswered "
+          "| jobs done | jobs/min | job p50 (request to decided) | outcomes | jobs lost |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['workers']} ({r['threads']}) | {r['requests']} | {r['rps']:.0f} | "
               f"{r['p50']:.0f} ms | {r['p95']:.0f} ms | {r['max']:.0f} ms | {r['5xx']} | "
+              f"{r['unanswered']} | "
               f"{r['jobs']} | {r['per_minute']:.1f} | {r['job_p50']:.1f} s | {r['outcomes']} | "
               f"{len(r['lost'])} of {r['job_rows']} |")  # type: ignore[arg-type]
     print("\n" + " · ".join(f"{k}: {v}" for k, v in info.items()))

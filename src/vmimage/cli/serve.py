@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 
 APP = "vmimage.service.app:create"
 DEFAULT_BIND = "127.0.0.1:8080"
+#: Connections waiting to be accepted: hundreds of clients connecting at once are queued, not
+#: refused.
+BACKLOG = 1024
+#: How long an idle keep-alive connection stays open: longer than the 60 s idle timeout of
+#: the usual load balancers in front (a connection the server closes while the balancer sends
+#: on it is a failed request), and than a client's pause between polls.
+KEEP_ALIVE = 65
 #: Jobs run at once by a server (or by each worker process) unless told otherwise.
 DEFAULT_JOBS = 4
 
@@ -166,7 +173,7 @@ def _listen(host: str, port: int) -> object:
     except OSError as exc:
         sock.close()
         raise InputError("--bind", f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(128)
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -224,7 +231,8 @@ def serve(args: argparse.Namespace) -> int:
                 trust.start()
             config = uvicorn.Config(APP, factory=True, log_config=runtime.log_config(
                 args.log_level.upper()), server_header=False, proxy_headers=False,
-                timeout_graceful_shutdown=10, **options)  # type: ignore[arg-type]
+                timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE, backlog=BACKLOG,
+                **options)  # type: ignore[arg-type]
             uvicorn.Server(config).run(sockets=[sock])
         finally:
             if trust:
