@@ -135,10 +135,13 @@ class Offer(Base):
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
     publisher: Mapped[Publisher] = relationship(back_populates="offers")
-    plans: Mapped[list[Plan]] = relationship(back_populates="offer", cascade="all, delete-orphan",
+    # selectin: an offer is read whole (its plans, SKUs, versions, disks): one query per level,
+    # not one per row (40 lazy loads made GET .../skus of 20 SKUs 31 ms).
+    plans: Mapped[list[Plan]] = relationship(lazy="selectin", back_populates="offer",
+                                             cascade="all, delete-orphan",
                                              order_by="Plan.plan_id")
-    skus: Mapped[list[Sku]] = relationship(back_populates="offer", cascade="all, delete-orphan",
-                                           order_by="Sku.position")
+    skus: Mapped[list[Sku]] = relationship(lazy="selectin", back_populates="offer",
+                                           cascade="all, delete-orphan", order_by="Sku.position")
 
 
 class Plan(Base):
@@ -180,8 +183,8 @@ class Sku(Base):
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
     offer: Mapped[Offer] = relationship(back_populates="skus")
-    plan: Mapped[Plan] = relationship(back_populates="skus")
-    versions: Mapped[list[ImageVersion]] = relationship(back_populates="sku",
+    plan: Mapped[Plan] = relationship(lazy="selectin", back_populates="skus")
+    versions: Mapped[list[ImageVersion]] = relationship(lazy="selectin", back_populates="sku",
                                                         cascade="all, delete-orphan",
                                                         order_by="ImageVersion.position")
 
@@ -204,10 +207,10 @@ class ImageVersion(Base):
     state_changed_at: Mapped[datetime] = mapped_column(default=now)
 
     sku: Mapped[Sku] = relationship(back_populates="versions")
-    disks: Mapped[list[Disk]] = relationship(back_populates="version",
+    disks: Mapped[list[Disk]] = relationship(lazy="selectin", back_populates="version",
                                              cascade="all, delete-orphan",
                                              order_by="Disk.position")
-    certifications: Mapped[list[CertificationRequest]] = relationship(
+    certifications: Mapped[list[CertificationRequest]] = relationship(lazy="selectin",
         back_populates="version", cascade="all, delete-orphan", order_by="CertificationRequest.id")
     reports: Mapped[list[StoredReport]] = relationship(back_populates="version",
                                                        cascade="all, delete-orphan",
