@@ -372,3 +372,25 @@ def test_a_new_container_forgets_the_sas_of_blobs_that_moved(service: Service) -
     got = client.get(path).json()
     assert got["os_disk"]["blob_url"] == f"{BLOBS}2/os.vhd" and got["os_disk"]["sas"] is None
     assert got["data_disks"][0]["sas"] is not None  # its own URL: it did not move
+
+
+def test_requests_at_once_for_one_version_make_one_request(service: Service) -> None:
+    """Eight certification requests for the same draft sent at once (PostgreSQL runs them
+    in parallel: the version's row is locked, so they take turns): one is made, the others
+    are refused by the state the first left (409), and the version has one request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, token = service.token()
+    with service.client(token) as client:
+        _with_versions(service, client, "contoso-race")
+    path = "/offers/contoso-race/skus/web-gen1/versions/1.0.0/certification"
+
+    def request(_: int) -> int:
+        with service.client(token) as client:
+            return client.post(path).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(request, range(8)))
+    assert codes == [202] + [409] * 7, codes
+    with service.client(token) as client:
+        assert len(client.get(path).json()) == 1

@@ -100,7 +100,7 @@ def request_certification(store: Store, caller: Caller, offer_id: str, sku_id: s
         Refused: a manifest rule or a SAS rule fails (the report says which).
     """
     with store.write() as session:
-        row = lookup.version(session, caller, offer_id, sku_id, number)
+        row = lookup.locked_version(session, caller, offer_id, sku_id, number)
         target = transition("request-certification", row.state, f"version {number}")
         offer = row.sku.offer
         missing = [("OS disk" if d.lun is None else f"data disk LUN {d.lun}")
@@ -139,7 +139,7 @@ def withdraw_certification(store: Store, caller: Caller, offer_id: str, sku_id: 
         Conflict: no request is pending.
     """
     with store.write() as session:
-        row = lookup.version(session, caller, offer_id, sku_id, number)
+        row = lookup.locked_version(session, caller, offer_id, sku_id, number)
         target = transition("withdraw-certification", row.state, f"version {number}")
         request = row.certifications[-1]
         request.state, request.finished_at = WITHDRAWN, now()
@@ -231,10 +231,13 @@ def apply_certification_outcome(session: Session, request_id: int, report: Repor
         Conflict: the request is not waiting for a run (nothing is written then).
     """
     request = _request(session, request_id)
+    # The version's row first, as a withdrawal locks it: the two take turns, never deadlock.
+    version = request.version
+    session.refresh(version, with_for_update=True)
+    session.refresh(request)
     if request.state != REQUESTED:
         raise Conflict(f"certification request {request_id} is {request.state}: its "
                        "outcome is not recorded")
-    version = request.version
     passed = report.certified
     target = transition("certification-passed" if passed else "certification-failed",
                         version.state, f"version {version.version}")

@@ -54,6 +54,20 @@ def version(session: Session, caller: Caller, offer_id: str, sku_id: str,
     return row
 
 
+def locked_version(session: Session, caller: Caller, offer_id: str, sku_id: str,
+                   number: str) -> ImageVersion:
+    """:func:`version`, its row locked for the transaction (``SELECT ... FOR UPDATE`` on
+    PostgreSQL; SQLite's write transactions are serial already) and read again: two requests
+    that change its state at once take turns, and the second sees the first's state.
+
+    Raises:
+        NotFound: no such offer, SKU or version.
+    """
+    row = version(session, caller, offer_id, sku_id, number)
+    session.refresh(row, with_for_update=True)
+    return row
+
+
 def plan(session: Session, caller: Caller, offer_id: str, plan_id: str) -> Plan:
     """A plan of the caller's offer.
 
