@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vmimage.app.publishing.classicxml import local_name
 from vmimage.errors import InputError
 from vmimage.secrets import redact
 from vmimage.textsafe import printable
@@ -82,13 +83,18 @@ def _headers(credentials: Credentials) -> dict[str, str]:
     return headers
 
 
+def _fields(elements: Any) -> dict[str, str]:  # noqa: ANN401 - an element, or an iterator
+    """Each element's text by its local name (the last one wins)."""
+    return {local_name(e.tag): (e.text or "").strip() for e in elements}
+
+
 def _error_of(response: Any) -> tuple[str, str]:  # noqa: ANN401 - an httpx.Response
     """The ``<Error>`` of a classic answer (code, message), or the HTTP reason."""
     try:
         from defusedxml.ElementTree import fromstring
 
         root = fromstring(response.content, forbid_dtd=True)
-        fields = {e.tag.rpartition("}")[2]: (e.text or "") for e in root.iter()}
+        fields = _fields(root.iter())
         code, message = fields.get("Code", ""), fields.get("Message", "")
     except Exception:
         code = message = ""
@@ -148,9 +154,9 @@ class ClassicClient:
             root = fromstring(response.content, forbid_dtd=True)
         except Exception:
             raise InputError(self.base, "the operation's status is not XML") from None
-        fields = {e.tag.rpartition("}")[2]: (e.text or "").strip() for e in root.iter()}
+        fields = _fields(root.iter())
         error = None
-        if any(e.tag.rpartition("}")[2] == "Error" for e in root.iter()):
+        if any(local_name(e.tag) == "Error" for e in root.iter()):
             error = (fields.get("Code", ""), printable(redact(fields.get("Message", "")))[:1000])
         return fields.get("Status", ""), error
 
@@ -163,7 +169,7 @@ class ClassicClient:
             return False
         root = fromstring(response.content, forbid_dtd=True)
         for image in root:
-            fields = {e.tag.rpartition("}")[2]: (e.text or "") for e in image}
+            fields = _fields(image)
             if fields.get("Name") == name:
                 return fields.get("VMImageState") == "Ready"
         return False
@@ -181,7 +187,7 @@ def image_name(body: str) -> str:
     """The ``<Name>`` of a body this tool rendered."""
     root = ET.fromstring(body)  # our own rendering, never input
     for element in root:
-        if element.tag.rpartition("}")[2] == "Name":
+        if local_name(element.tag) == "Name":
             return element.text or ""
     return ""
 

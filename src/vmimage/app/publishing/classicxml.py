@@ -86,16 +86,17 @@ def check_version(header: str | None) -> None:
                       f"{MIN_VERSION} or later")
 
 
-def _local(tag: str) -> str:
+def local_name(tag: str) -> str:
+    """An element's name without its namespace (clients differ in theirs)."""
     return tag.rpartition("}")[2]
 
 
 def _children(element: ET.Element) -> dict[str, ET.Element]:
     out: dict[str, ET.Element] = {}
     for child in element:
-        name = _local(child.tag)
+        name = local_name(child.tag)
         if name in out:
-            raise Invalid(f"<{name}> is given twice in <{_local(element.tag)}>")
+            raise Invalid(f"<{name}> is given twice in <{local_name(element.tag)}>")
         out[name] = child
     return out
 
@@ -190,8 +191,8 @@ def parse_vm_image(body: bytes) -> ImageSpec:
         raise Invalid("the body declares a DTD or entities: refused") from None
     except ET.ParseError as exc:
         raise Invalid(f"malformed XML: {exc}") from None
-    if _local(root.tag) != "VMImage":
-        raise Invalid(f"the root element is <{_local(root.tag)[:40]}>, not <VMImage>")
+    if local_name(root.tag) != "VMImage":
+        raise Invalid(f"the root element is <{local_name(root.tag)[:40]}>, not <VMImage>")
     fields = _children(root)
     name = _text(fields, "Name", "VMImage")
     if not NAME.fullmatch(name):
@@ -206,7 +207,7 @@ def parse_vm_image(body: bytes) -> ImageSpec:
     configs = fields.get("DataDiskConfigurations")
     if configs is not None:
         data = [_data_disk(e, i) for i, e in enumerate(c for c in configs
-                                                        if _local(c.tag) ==
+                                                        if local_name(c.tag) ==
                                                         "DataDiskConfiguration")]
     luns = [d.lun for d in data]
     if len(set(luns)) != len(luns):
