@@ -281,14 +281,22 @@ def test_ctrl_c_stops_at_once_and_the_rerun_resumes(azurite: Azurite, proxy: Fau
     c = azurite.container()
     url = azurite.url(c, "dense.vhd", proxy.port)
     proxy.stall_after_pages(2)
+    # PYTHONFAULTHANDLER: if it does not stop, SIGABRT makes it print every thread's stack
+    # (twice in loaded CI runs it did not exit within the cap; alone it always does).
     first = subprocess.Popen([CLI, "upload", str(disk.path), url, "--workers", "2"],
-                             env=azurite.env(), stdin=subprocess.DEVNULL, text=True,
+                             env={**azurite.env(), "PYTHONFAULTHANDLER": "1"},
+                             stdin=subprocess.DEVNULL, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         proxy.wait_for(lambda p: p.page_puts == 2 and p.held >= 1 and p.page_inflight == 0)
     finally:
         first.send_signal(signal.SIGINT)
-        out, err = first.communicate(timeout=240)  # a cap for a loaded CI machine, not a time
+        try:
+            out, err = first.communicate(timeout=240)  # a cap for a loaded machine, not a time
+        except subprocess.TimeoutExpired:
+            first.send_signal(signal.SIGABRT)
+            out, err = first.communicate(timeout=60)
+            pytest.fail(f"the upload did not stop after SIGINT; its threads:\n{err[-8000:]}")
     assert first.returncode == 130, err
     assert "Traceback" not in err  # typer turns Ctrl-C into exit 130 itself
     assert_no_secrets(out, err)
