@@ -24,7 +24,8 @@ from vmimage.textsafe import printable
 _log = logging.getLogger("vmimage.service")
 
 
-def _line(text: str) -> str:
+def line(text: object) -> str:
+    """A message as every refusal shows it: one line, printable, redacted, bounded."""
     return printable(redact(" ".join(str(text).split())))[:1000]
 
 
@@ -37,7 +38,7 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 def _publishing(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PublishingError)
-    content: dict[str, Any] = {"error": _line(str(exc))}
+    content: dict[str, Any] = {"error": line(str(exc))}
     if isinstance(exc, Refused):
         content["report"] = report_document(exc.report)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
@@ -45,12 +46,12 @@ def _publishing(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _vmimage(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"error": _line(str(exc))}, status_code=400)
+    return JSONResponse({"error": line(str(exc))}, status_code=400)
 
 
 def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = [{"loc": _where(tuple(e.get("loc", ()))), "message": _line(e.get("msg", ""))}
+    details = [{"loc": _where(tuple(e.get("loc", ()))), "message": line(e.get("msg", ""))}
                for e in exc.errors()]
     kinds = {e.get("type") for e in exc.errors()}
     if "json_invalid" in kinds:
@@ -65,7 +66,7 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": _line(str(exc.detail))}, status_code=exc.status_code,
+    return JSONResponse({"error": line(str(exc.detail))}, status_code=exc.status_code,
                         headers=exc.headers)
 
 

@@ -20,10 +20,9 @@ from vmimage.app.publishing import certificates, classicxml, tokens, vmimages
 from vmimage.app.publishing.errors import Forbidden, PublishingError
 from vmimage.app.publishing.store import Store
 from vmimage.app.publishing.tokens import Caller
-from vmimage.secrets import redact
+from vmimage.service import errors
 from vmimage.service.auth import store as store_of
 from vmimage.service.tls import STATE_KEY
-from vmimage.textsafe import printable
 
 router = APIRouter(tags=["classic Create VM Image API"])
 XML = "application/xml; charset=utf-8"
@@ -44,7 +43,7 @@ def _headers(request_id: str | None = None) -> dict[str, str]:
 
 def _refusal(exc: PublishingError) -> Response:
     status = 400 if exc.status == 422 else exc.status
-    message = printable(redact(" ".join(str(exc).split())))[:1000]
+    message = errors.line(exc)
     return Response(classicxml.error_xml(_CODES.get(status, "BadRequest"), message),
                     status_code=status, media_type=XML, headers=_headers())
 

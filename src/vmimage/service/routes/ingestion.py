@@ -20,9 +20,8 @@ from vmimage.app.publishing import ingestion, tokens
 from vmimage.app.publishing.errors import PublishingError, Unauthorized
 from vmimage.app.publishing.store import Store
 from vmimage.app.publishing.tokens import Caller
-from vmimage.secrets import redact
+from vmimage.service import errors
 from vmimage.service.auth import store as store_of
-from vmimage.textsafe import printable
 
 PREFIX = "/rp/product-ingestion"
 router = APIRouter(prefix=PREFIX, tags=["Partner Center configure API"])
@@ -38,7 +37,7 @@ Version = Annotated[str | None, Query(alias="$version", max_length=40)]
 
 
 def _refusal(exc: PublishingError) -> JSONResponse:
-    message = printable(redact(" ".join(str(exc).split())))[:1000]
+    message = errors.line(exc)
     if isinstance(exc, ingestion.IngestionError):
         code, details = exc.code, exc.details
     else:
