@@ -63,7 +63,7 @@ def _with_versions(service: Service, client: Any, offer_id: str = "contoso-web")
 
 def test_health_names_the_database(service: Service) -> None:
     health = service.client().get("/health").json()
-    assert health["status"] == "ok" and health["schema_revision"] == "0003"
+    assert health["status"] == "ok" and health["schema_revision"] == "0004"
     assert health["database"] == ("sqlite" if service.database.startswith("sqlite") else
                                   "postgresql")
     assert health["profile"] == "azure-2015"

@@ -33,7 +33,7 @@ def test_token_create_shows_the_token_once(tmp_path: Path) -> None:
     key = tmp_path / "vmimage" / "service.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     again = run_cli("serve", "--migrate-only", "--state-dir", tmp_path / "vmimage")
-    assert again.code == 0 and "schema revision 0003" in again.stdout
+    assert again.code == 0 and "schema revision 0004" in again.stdout
 
 
 @pytest.mark.parametrize(("args", "problem"), [

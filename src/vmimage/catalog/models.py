@@ -287,3 +287,4 @@ class StoredReport(Base):
 # and the migrations match all of them.
 from vmimage.catalog import classic as _classic  # noqa: E402, F401
 from vmimage.catalog import jobs as _jobs  # noqa: E402, F401
+from vmimage.catalog import portal as _portal  # noqa: E402, F401

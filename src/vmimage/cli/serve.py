@@ -82,6 +82,16 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                         help="the publisher namespace (made if new)")
     create.add_argument("--label", default="", help="a label to tell the token apart")
     _store_options(create, argparse.SUPPRESS)
+    user = command(_group(tokens, "user", "make an account of the web portal"), "create",
+                   user_create, user_create.__doc__)
+    user.add_argument("--publisher", metavar="NAMESPACE", required=True,
+                      help="the publisher the account works for")
+    user.add_argument("--email", metavar="ADDRESS", required=True,
+                      help="the address the person signs in with")
+    user.add_argument("--password-env", metavar="VAR", required=True,
+                      help="the environment variable holding the password (at least 12 "
+                           "characters; never on the command line: ps shows it)")
+    _store_options(user, argparse.SUPPRESS)
     add = command(_group(tokens, "certificate", "register a publisher's management certificate"),
                   "add", certificate_add, certificate_add.__doc__)
     add.add_argument("certificate", metavar="FILE", type=Path,
@@ -290,6 +300,26 @@ def token_create(args: argparse.Namespace) -> int:
     print(f"vmimage: token {issued.id} ({issued.prefix}...) for publisher {args.publisher}: "
           "it is shown this once; keep it in an environment variable (VMIMAGE_TOKEN)",
           file=sys.stderr)
+    return 0
+
+
+def user_create(args: argparse.Namespace) -> int:
+    """Make an account of the web portal (/portal) for a publisher: the person signs in with
+    the address and the password; the service keeps the password's scrypt hash only."""
+    from vmimage.app.publishing.accounts import create_user
+    from vmimage.app.publishing.store import open_store
+
+    password = os.environ.get(args.password_env, "")
+    if not password:
+        raise InputError("--password-env", f"environment variable {args.password_env} is not "
+                                           "set or empty")
+    store = open_store(getattr(args, "db", None), state_dir=getattr(args, "state_dir", None),
+                       key_file=getattr(args, "key_file", None))
+    try:
+        address = create_user(store, args.publisher, args.email, password)
+    finally:
+        store.close()
+    print(f"vmimage: {address} signs in to /portal for publisher {args.publisher}")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from vmimage import __version__
 from vmimage.app.publishing import runtime
@@ -26,11 +27,13 @@ from vmimage.service.routes import (
     publishers,
     versions,
 )
+from vmimage.service.web import routes as web_routes
 
 PREFIX = "/api/v1"
-#: The routes that take a body other than JSON: a report as uploaded, the classic API's XML.
+#: The routes that take a body other than JSON: a report as uploaded, the classic API's XML,
+#: the portal's forms.
 RAW_PATHS = re.compile(r"^/api/v1/offers/[^/]+/skus/[^/]+/versions/[^/]+/reports$"
-                       r"|^/[^/]+/services/vmimages$")
+                       r"|^/[^/]+/services/vmimages$|^/portal/")
 DESCRIPTION = """The publishing service of vmimage: offers, SKUs, plans and image versions
 with their SAS URIs, certification requests and reports, and the states an image goes through
 (draft, certification-requested, certified or failed, staging, published). Every manifest rule
@@ -49,6 +52,9 @@ def build(store: Store, max_body: int = runtime.MAX_BODY) -> FastAPI:
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(classic.router)
     app.include_router(ingestion.router)
+    app.include_router(web_routes.router)
+    app.mount("/portal/static", StaticFiles(packages=[("vmimage.service.web", "static")]),
+              name="portal-static")
     errors.install(app)
     app.add_middleware(BodyGuard, max_body=max_body, raw_paths=RAW_PATHS)
     return app

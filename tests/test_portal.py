@@ -1,0 +1,124 @@
+"""The portal's first pages on a real ``vmimage serve`` (SQLite): accounts made by ``vmimage
+serve user create``, sign-in with a CSRF token, the session cookie, the dashboard of a
+publisher's own SKUs (filterable), sign-out; refusals: no CSRF token, a wrong password (the
+same answer as an unknown address), another publisher's SKUs never shown.
+
+HTTP-level (httpx keeps the cookies as a browser does); the browser tests come with the rest
+of the portal (issue 15)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service_support import ROOT, Service, running, sku, version
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    state = tmp_path_factory.mktemp("portal")
+    with running(f"sqlite:///{state / 'service.db'}", state, "--jobs", "0") as server:
+        yield server
+        assert "Traceback" not in server.logs() and PASSWORD not in server.logs()
+
+
+def _account(service: Service, prefix: str) -> tuple[str, str]:
+    """A publisher with two SKUs (one with a version) and an account; (namespace, e-mail)."""
+    namespace, token = service.token(prefix)
+    with service.client(token) as api:
+        assert api.post("/offers", json={"id": f"{prefix}-web", "title": "Web"}).status_code == 201
+        assert api.post(f"/offers/{prefix}-web/skus",
+                        json=sku("web-gen1", versions=[version("1.0.0")])).status_code == 201
+        assert api.post(f"/offers/{prefix}-web/skus",
+                        json=sku("web-gen2", image_type="gen2")).status_code == 201
+    email = f"{namespace}@example.com"
+    made = subprocess.run([sys.executable, "-m", "vmimage", "serve", "user", "create",
+                           "--publisher", namespace, "--email", email.upper(), "--password-env",
+                           "PORTAL_PASSWORD", "--db", service.database, "--state-dir",
+                           str(service.state_dir)], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PORTAL_PASSWORD": PASSWORD}, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert PASSWORD not in made.stdout + made.stderr
+    return namespace, email
+
+
+def _browser(service: Service) -> httpx.Client:
+    return httpx.Client(base_url=service.url, timeout=60, follow_redirects=False)
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None, html
+    return found.group(1)
+
+
+def _sign_in(browser: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
+    form = browser.get("/portal/sign-in")
+    assert form.status_code == 200
+    assert "default-src 'self'" in form.headers["content-security-policy"]
+    return browser.post("/portal/sign-in", data={"email": email, "password": password,
+                                                 "csrf": _csrf(form.text)})
+
+
+def test_sign_in_shows_the_publishers_own_skus_and_sign_out_ends_it(service: Service) -> None:
+    namespace, email = _account(service, "alpha")
+    other, _ = _account(service, "beta")
+    with _browser(service) as browser:
+        assert browser.get("/portal/").headers["location"] == "/portal/sign-in"
+        signed = _sign_in(browser, email)
+        assert signed.status_code == 303 and signed.headers["location"] == "/portal/"
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/portal" in cookie
+        home = browser.get("/portal/")
+        assert home.status_code == 200 and email in home.text and namespace in home.text
+        assert "alpha-web" in home.text and "web-gen2" in home.text and "1.0.0" in home.text
+        assert other not in home.text and "beta-web" not in home.text
+        only = browser.get("/portal/", params={"state": "none"}).text
+        assert "web-gen2" in only and "web-gen1" not in only
+        assert "No SKU matches" in browser.get("/portal/", params={"q": "nothing-like"}).text
+        # The stylesheet is the package's own.
+        css = browser.get("/portal/static/portal.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        out = browser.post("/portal/sign-out", data={"csrf": _csrf(home.text)})
+        assert out.status_code == 303 and out.headers["location"] == "/portal/sign-in"
+        assert browser.get("/portal/").headers["location"] == "/portal/sign-in"
+
+
+def test_refusals(service: Service) -> None:
+    _, email = _account(service, "gamma")
+    with _browser(service) as browser:
+        # A wrong password and an unknown address get the same answer.
+        wrong = _sign_in(browser, email, "not the password at all")
+        unknown = _sign_in(browser, "nobody@example.com")
+        assert wrong.status_code == unknown.status_code == 401
+        assert "Wrong e-mail address or password." in wrong.text
+        assert "Wrong e-mail address or password." in unknown.text
+        # A form without its token (a cross-site post) is refused.
+        browser.get("/portal/sign-in")
+        forged = browser.post("/portal/sign-in", data={"email": email, "password": PASSWORD,
+                                                       "csrf": "forged"})
+        assert forged.status_code == 403 and "set-cookie" not in forged.headers
+        assert _sign_in(browser, email).status_code == 303
+        assert browser.post("/portal/sign-out", data={"csrf": "forged"}).status_code == 403
+        assert browser.get("/portal/").status_code == 200  # still signed in
+
+
+def test_account_creation_refuses_bad_input(service: Service, tmp_path: Path) -> None:
+    namespace, _ = service.token("delta")
+    for email, password, says in (("not-an-address", PASSWORD, "is not an e-mail address"),
+                                  ("d@example.com", "short", "fewer than 12"),):
+        res = subprocess.run([sys.executable, "-m", "vmimage", "serve", "user", "create",
+                              "--publisher", namespace, "--email", email, "--password-env",
+                              "PW", "--db", service.database, "--state-dir",
+                              str(service.state_dir)], capture_output=True, text=True,
+                             cwd=ROOT, env={**os.environ, "PW": password}, timeout=120)
+        assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr
