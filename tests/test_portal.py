@@ -122,3 +122,49 @@ def test_account_creation_refuses_bad_input(service: Service, tmp_path: Path) ->
                               str(service.state_dir)], capture_output=True, text=True,
                              cwd=ROOT, env={**os.environ, "PW": password}, timeout=120)
         assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr
+
+
+def test_the_image_tab_adds_a_version_takes_its_sas_and_requests_certification(
+        service: Service) -> None:
+    """§5.3 in the browser: the version's number and VHD URLs, the SAS URIs pasted (then
+    shown masked), certification requested; the progress page reloads itself while the job
+    waits (this server runs no job). Refusals come back on the page with the rule."""
+    from tests.service_support import BLOBS, sas_token
+
+    namespace, email = _account(service, "eps")
+    _, other_email = _account(service, "zeta")
+    sku_page = "/portal/offers/eps-web/skus/web-gen2"
+    with _browser(service) as browser:
+        assert _sign_in(browser, email).status_code == 303
+        page = browser.get(sku_page)
+        assert page.status_code == 200 and "VM Images" in page.text
+        csrf = _csrf(page.text)
+        bad = browser.post(f"{sku_page}/versions", data={
+            "csrf": csrf, "version": "1.0", "os_disk": f"{BLOBS}/e-os.vhd", "data_disks": ""})
+        assert bad.status_code == 422 and "Not done" in bad.text
+        made = browser.post(f"{sku_page}/versions", data={
+            "csrf": csrf, "version": "1.0.0", "os_disk": f"{BLOBS}/web2-1.0.0-os.vhd",
+            "data_disks": f"0 {BLOBS}/web2-1.0.0-d0.vhd"})
+        assert made.status_code == 303, made.text
+        sas = f"{BLOBS}?{sas_token()}"
+        given = browser.post(f"{sku_page}/versions/1.0.0/sas", data={"csrf": csrf, "sas": sas})
+        assert given.status_code == 303, given.text
+        shown = browser.get(sku_page).text
+        assert "sig=REDACTED" in shown and sas.rsplit("sig=", 1)[1] not in shown
+        asked = browser.post(f"{sku_page}/versions/1.0.0/certification", data={"csrf": csrf})
+        assert asked.status_code == 303
+        progress = browser.get(asked.headers["location"])
+        assert progress.status_code == 200 and "Running" in progress.text
+        assert progress.headers["refresh"] == "3"
+        # Staging needs a certified version of every SKU: refused, with the rule.
+        staged = browser.post("/portal/offers/eps-web/staging", data={"csrf": csrf})
+        assert staged.status_code == 422 and "Not done" in staged.text
+        # Without the form's token nothing changes.
+        forged = browser.post(f"{sku_page}/versions", data={
+            "csrf": "forged", "version": "1.0.1", "os_disk": f"{BLOBS}/x.vhd"})
+        assert forged.status_code == 403
+    with _browser(service) as stranger:
+        assert _sign_in(stranger, other_email).status_code == 303
+        assert stranger.get(sku_page).status_code == 404
+        assert stranger.get("/portal/offers/eps-web").status_code == 404
+        assert namespace not in stranger.get("/portal/").text

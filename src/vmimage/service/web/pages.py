@@ -41,7 +41,7 @@ def environment() -> Environment:
 
 def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:  # noqa: ANN401
     """A rendered page with the security headers."""
-    html = environment().get_template(template).render(base=BASE, version=__version__,
+    html = environment().get_template(template).render(base=BASE, tool_version=__version__,
                                                         **context)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
