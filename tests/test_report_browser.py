@@ -12,7 +12,6 @@ set), so a missing browser can never pass silently there.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,13 +19,11 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import launched
 from tests.report_samples import long_report, real_report, sample_report
 from vmimage.report.model import Report
 from vmimage.report.render import render
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 WIDTH, HEIGHT = 1280, 800
 #: The narrowest an evidence block may be: a path and a value side by side.
 MIN_EVIDENCE_WIDTH = 300
@@ -59,28 +56,11 @@ _GEOMETRY = """() => {
 }"""
 
 
-def _chromium_or_skip() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium package "
-                    "(apt-get install --no-install-recommends chromium)")
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install --no-install-recommends "
-                "chromium); CI runs this test")
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module's tests."""
-    _chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched() as chromium:
+        yield chromium
 
 
 @pytest.fixture

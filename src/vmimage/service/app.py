@@ -28,6 +28,7 @@ from vmimage.service.routes import (
     versions,
 )
 from vmimage.service.web import offers as web_offers
+from vmimage.service.web import public as web_public
 from vmimage.service.web import routes as web_routes
 
 PREFIX = "/api/v1"
@@ -55,6 +56,7 @@ def build(store: Store, max_body: int = runtime.MAX_BODY) -> FastAPI:
     app.include_router(ingestion.router)
     app.include_router(web_routes.router)
     app.include_router(web_offers.router)
+    app.include_router(web_public.router)
     app.mount("/portal/static", StaticFiles(packages=[("vmimage.service.web", "static")]),
               name="portal-static")
     errors.install(app)

@@ -67,6 +67,65 @@ def _change(request: Request, csrf: str, work: Callable[[Store, Visitor], object
     return redirect(done)
 
 
+def _dashboard_again(store: Store, who: Visitor, problem: dict[str, Any]) -> Response:
+    from vmimage.app.publishing import dashboard
+
+    return page("dashboard.html", 422, visitor=who, rows=dashboard.dashboard(store, who.caller),
+                q="", state="", states=(), problem=problem)
+
+
+def _model(kind: type[Any], data: dict[str, Any]) -> Any:  # noqa: ANN401 - a pydantic model
+    """A body model from a form, or the fields it lacks as one refusal."""
+    from pydantic import ValidationError
+
+    try:
+        return kind.model_validate(data)
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                          for e in exc.errors()[:5])
+        raise PublishingError(f"the form is not complete: {where}") from None
+
+
+@router.post("/offers")
+def create_offer(request: Request, csrf: Csrf = "",
+                 offer_id: Annotated[str, Form(alias="id", max_length=100)] = "",
+                 title: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """A new offer (OFR-URL: its ID is in public addresses and never changes)."""
+    from vmimage.app.publishing.documents import OfferCreate
+
+    return _change(request, csrf,
+                   lambda s, w: offers.create_offer(s, w.caller, _model(
+                       OfferCreate, {"id": offer_id.strip(), "title": title.strip()})),
+                   _dashboard_again, f"{BASE}/offers/{offer_id.strip()}")
+
+
+@router.post(OFFER + "/skus")
+def create_sku(request: Request, offer: str, csrf: Csrf = "",
+               sku_id: Annotated[str, Form(alias="id", max_length=100)] = "",
+               plan: Annotated[str, Form(max_length=100)] = "",
+               title: Annotated[str, Form(max_length=1000)] = "",
+               summary: Annotated[str, Form(max_length=4000)] = "",
+               family: Annotated[str, Form(max_length=20)] = "linux",
+               os_type: Annotated[str, Form(max_length=64)] = "",
+               friendly_name: Annotated[str, Form(max_length=200)] = "",
+               image_type: Annotated[str, Form(max_length=8)] = "gen1",
+               sizes: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """A new SKU with its listing and technical configuration (§1.2, §5.3), judged by the
+    offer rules as the API's."""
+    from vmimage.app.publishing.documents import SkuCreate
+
+    data = {"id": sku_id.strip(), "plan": plan.strip() or None, "title": title.strip(),
+            "summary": summary.strip(),
+            "os": {"family": family, "type": os_type.strip(), "friendly_name":
+                   friendly_name.strip()},
+            "image_type": image_type,
+            "recommended_sizes": [x.strip() for x in sizes.replace(",", "\n").splitlines()
+                                  if x.strip()]}
+    return _change(request, csrf,
+                   lambda s, w: offers.create_sku(s, w.caller, offer, _model(SkuCreate, data)),
+                   _offer_again(offer), f"{BASE}/offers/{offer}/skus/{sku_id.strip()}")
+
+
 @router.get(OFFER, response_class=HTMLResponse)
 def offer_page(request: Request, offer: str) -> Response:
     """An offer, its SKUs and their versions' states; staging and publishing."""
