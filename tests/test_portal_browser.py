@@ -85,7 +85,7 @@ def test_sign_in_to_a_published_sku(setup: tuple[Service, dict[str, tuple[str, s
         page.get_by_label("Title").fill("Contoso Web Server")
         page.get_by_role("button", name="Create the offer").click()
         page.wait_for_url("**/portal/offers/contoso-web")
-        page.get_by_label("SKU ID").fill("web-gen1")
+        page.get_by_label("SKU ID (in public addresses)").fill("web-gen1")
         page.get_by_label("Plan (default: the SKU ID)").fill("web")
         page.get_by_label("Title").fill("Contoso Web on Debian 12")
         page.get_by_label("Summary").fill("Nginx on Debian 12, hardened and ready to serve.")
