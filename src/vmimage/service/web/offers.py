@@ -70,8 +70,9 @@ def _change(request: Request, csrf: str, work: Callable[[Store, Visitor], object
 def _dashboard_again(store: Store, who: Visitor, problem: dict[str, Any]) -> Response:
     from vmimage.app.publishing import dashboard
 
-    return page("dashboard.html", 422, visitor=who, rows=dashboard.dashboard(store, who.caller),
-                q="", state="", states=(), problem=problem)
+    found = dashboard.dashboard(store, who.caller)
+    return page("dashboard.html", 422, visitor=who, found=found, rows=found.rows, q="",
+                state="", states=(), problem=problem)
 
 
 def _model(kind: type[Any], data: dict[str, Any]) -> Any:  # noqa: ANN401 - a pydantic model

@@ -83,11 +83,14 @@ def sign_out(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, q: Annotated[str, Query(max_length=200)] = "",
-         state: Annotated[str, Query(max_length=40)] = "") -> Response:
-    """The dashboard: every SKU's latest version, its state and since when, filterable."""
+         state: Annotated[str, Query(max_length=40)] = "",
+         start: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> Response:
+    """The dashboard: every SKU's latest version, its state and since when, filterable, a
+    hundred to a page."""
     who = visitor(request)
     if who is None:
         return redirect(f"{BASE}/sign-in")
-    rows = dashboard.dashboard(store_of(request), who.caller, q, state if state in STATES
-                               else "")
-    return page("dashboard.html", visitor=who, rows=rows, q=q, state=state, states=STATES)
+    found = dashboard.dashboard(store_of(request), who.caller, q,
+                                state if state in STATES else "", start)
+    return page("dashboard.html", visitor=who, found=found, rows=found.rows, q=q, state=state,
+                states=STATES)
