@@ -56,6 +56,27 @@ def fill(store: object, namespace: str, offers: int, skus: int) -> None:
                                           url=f"{BLOBS}/o{o}-s{s}-v{v}-d0.vhd")]
                     sku.versions.append(version)
                 session.add(sku)
+        session.flush()
+        certified(session, offer_id="offer-007", sku_id="sku-007")
+
+
+def certified(session: object, offer_id: str, sku_id: str) -> None:
+    """One version with a decided (failed) certification and its stored JSON and HTML report:
+    a real report of real rules (the SAS rules on a token that breaks some), no network."""
+    from vmimage.app.publishing.reports import store_report
+    from vmimage.app.sas import verify_report
+    from vmimage.catalog.models import CertificationRequest
+
+    version = (session.query(ImageVersion).join(Sku).join(Offer)  # type: ignore[attr-defined]
+               .filter(Offer.offer_id == offer_id, Sku.sku_id == sku_id,
+                       ImageVersion.version == "1.0.1").one())
+    request = CertificationRequest(state="failed", questionnaire={}, message="2 rules failed")
+    version.certifications.append(request)
+    version.state = "failed"
+    session.flush()  # type: ignore[attr-defined]
+    report = verify_report([f"{BLOBS}/x.vhd?sv=2022-11-02&sr=b&sp=rwd&se=2020-01-01&sig=x"],
+                           "azure-current", online=False)
+    store_report(session, version, report, request)  # type: ignore[arg-type]
 
 
 async def measure(app: object, cookie: str, paths: list[str], rounds: int
@@ -91,6 +112,8 @@ def main() -> None:
     app = build(store)
     paths = ["/portal/", "/portal/?q=sku-007", "/portal/offers/offer-007",
              "/portal/offers/offer-007/skus/sku-007",
+             "/portal/offers/offer-007/skus/sku-007/versions/1.0.1/certification",
+             "/portal/offers/offer-007/skus/sku-007/versions/1.0.1/certification/package",
              "/marketplace/partners/contoso/offer-007-sku-007"]
     times = asyncio.run(measure(app, signed.token, paths, args.rounds))
     total = args.offers * args.skus

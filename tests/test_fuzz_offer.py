@@ -111,3 +111,47 @@ def test_mutated_manifests_load_validate_and_render(data: st.DataObject) -> None
 def test_manifest_text_never_raises_but_the_typed_error(text: str) -> None:
     ending = run_bounded(lambda: _everything(text))
     assert ending.ok, (ending, text[:2000])
+
+
+JSON_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+                    | st.sampled_from(["\x85", "\u2028", "\u2029", "\x7f", "\x9f", "\ufeff",
+                                       "\n", "\t", "\\", '"', "#", "-", ":", "~", "é"]),
+                    max_size=12) | st.sampled_from(["null", "yes", "~", ".inf", "0x1F", "1_000",
+                                                    "- x", "a: b", "1.0", "-0"])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.floats(allow_nan=False)
+    | JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(JSON_TEXT, inner, max_size=4),
+    max_leaves=30)
+
+
+@FUZZ
+@given(JSON_VALUES)
+def test_indented_json_reads_as_the_yaml_reader_reads_it(data: object) -> None:
+    """The service's rendered manifests (``json.dumps(indent=2)``) are read by a JSON fast
+    path: it must give exactly the data and lines of the YAML event reader (the oracle), or
+    step aside (None) for any text that reader would read otherwise or refuse."""
+    from vmimage.offer.yamlload import YamlSyntaxError, load_indented_json, load_yaml_events
+
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    fast = load_indented_json(text)
+    try:
+        slow = load_yaml_events(text)
+    except YamlSyntaxError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast.data == slow.data
+        assert fast.lines == slow.lines
+
+
+def test_a_rendered_offer_takes_the_json_path() -> None:
+    """What the service renders (a whole offer as indented JSON) is read fast, and the same."""
+    from vmimage.offer.yamlload import load_indented_json, load_yaml_events
+
+    text = json.dumps(GOOD_DATA, indent=2, ensure_ascii=False) + "\n"
+    fast = load_indented_json(text)
+    assert fast is not None
+    slow = load_yaml_events(text)
+    assert fast.data == slow.data and fast.lines == slow.lines
+    assert load_indented_json(GOOD) is None  # the YAML file itself: the event reader's

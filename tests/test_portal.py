@@ -21,6 +21,8 @@ import pytest
 from tests.service_support import ROOT, Service, running, sku, version
 
 PASSWORD = "correct horse battery staple"
+#: Each test publisher's API token, by namespace.
+TOKENS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def _account(service: Service, prefix: str) -> tuple[str, str]:
     """A publisher with two SKUs (one with a version) and an account; (namespace, e-mail)."""
     namespace, token = service.token(prefix)
+    TOKENS[namespace] = token
     with service.client(token) as api:
         assert api.post("/offers", json={"id": f"{prefix}-web", "title": "Web"}).status_code == 201
         assert api.post(f"/offers/{prefix}-web/skus",
@@ -139,16 +142,32 @@ def test_the_image_tab_adds_a_version_takes_its_sas_and_requests_certification(
         page = browser.get(sku_page)
         assert page.status_code == 200 and "VM Images" in page.text
         csrf = _csrf(page.text)
+        # A mistake is shown beside its field, and the values given stay in the form.
         bad = browser.post(f"{sku_page}/versions", data={
             "csrf": csrf, "version": "1.0", "os_disk": f"{BLOBS}/e-os.vhd", "data_disks": ""})
         assert bad.status_code == 422 and "Not done" in bad.text
+        assert 'id="version-error"' in bad.text and 'aria-invalid="true"' in bad.text
+        assert f'value="{BLOBS}/e-os.vhd"' in bad.text
+        lines = browser.post(f"{sku_page}/versions", data={
+            "csrf": csrf, "version": "1.0.0", "os_disk": f"{BLOBS}/x.vhd",
+            "data_disks": "zero https://x"})
+        assert lines.status_code == 422 and 'id="data_disks-error"' in lines.text
+        assert "write &#39;LUN URL&#39;" in lines.text
         made = browser.post(f"{sku_page}/versions", data={
             "csrf": csrf, "version": "1.0.0", "os_disk": f"{BLOBS}/web2-1.0.0-os.vhd",
             "data_disks": f"0 {BLOBS}/web2-1.0.0-d0.vhd"})
         assert made.status_code == 303, made.text
+        # Each SAS URI is opened before it is saved: a blob the server cannot reach (this
+        # server allows no endpoint besides Azure's, and this account does not exist) is
+        # refused in one line, and nothing is saved.
         sas = f"{BLOBS}?{sas_token()}"
         given = browser.post(f"{sku_page}/versions/1.0.0/sas", data={"csrf": csrf, "sas": sas})
-        assert given.status_code == 303, given.text
+        assert given.status_code == 422 and "contosovhds.blob.core.windows.net" in given.text
+        assert sas.rsplit("sig=", 1)[1] not in given.text and "sig=REDACTED" not in given.text
+        # Through the API (which judges the SAS rules offline), then shown masked.
+        with service.client(TOKENS[namespace]) as api:
+            assert api.put("/offers/eps-web/skus/web-gen2/versions/1.0.0/sas",
+                           json={"sas": [sas]}).status_code == 200
         shown = browser.get(sku_page).text
         assert "sig=REDACTED" in shown and sas.rsplit("sig=", 1)[1] not in shown
         asked = browser.post(f"{sku_page}/versions/1.0.0/certification", data={"csrf": csrf})

@@ -39,7 +39,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory,
     state = work / "state"
     with sj.serving(f"sqlite:///{state / 'service.db'}", state, "--jobs", "2",
                     "--allow-endpoint", f"127.0.0.1:{az.port}", profile="azure-current",
-                    env={"SSL_CERT_FILE": str(az.cert)}) as running:
+                    env={"SSL_CERT_FILE": str(az.cert),
+                         "REQUESTS_CA_BUNDLE": str(az.cert)}) as running:
         yield running, blobs
         logs = running.logs()
         assert "Traceback" not in logs and PASSWORD not in logs
@@ -87,7 +88,7 @@ def test_sign_in_to_a_published_sku(setup: tuple[Service, dict[str, tuple[str, s
         page.wait_for_url("**/portal/offers/contoso-web")
         page.get_by_label("SKU ID (in public addresses)").fill("web-gen1")
         page.get_by_label("Plan (default: the SKU ID)").fill("web")
-        page.get_by_label("Title").fill("Contoso Web on Debian 12")
+        page.get_by_label("SKU title").fill("Contoso Web on Debian 12")
         page.get_by_label("Summary").fill("Nginx on Debian 12, hardened and ready to serve.")
         page.get_by_label("Operating system type").fill("debian")
         page.get_by_label("Operating system name").fill("Debian 12 (bookworm)")
@@ -107,7 +108,7 @@ def test_sign_in_to_a_published_sku(setup: tuple[Service, dict[str, tuple[str, s
         page.wait_for_load_state()
         # The SAS URIs pasted (§5.2), shown masked once saved.
         page.get_by_label("SAS URIs of 1.0.0").fill(f"{blobs['os'][1]}\n{blobs['d0'][1]}")
-        page.get_by_role("button", name="Save SAS URIs").click()
+        page.get_by_role("button", name="Check and save the SAS URIs").click()
         page.wait_for_load_state()
         text = page.content()
         assert "sig=REDACTED" in text and blobs["os"][1].split("sig=")[1] not in text
@@ -116,10 +117,20 @@ def test_sign_in_to_a_published_sku(setup: tuple[Service, dict[str, tuple[str, s
         page.get_by_role("button", name="Request certification of 1.0.0").click()
         page.wait_for_url("**/versions/1.0.0/certification")
         page.get_by_text("certified", exact=True).wait_for(timeout=180_000)
+        # The run's HTML report in its sandboxed frame, the questionnaire, the package.
+        frame = page.frame_locator("iframe.report")
+        frame.get_by_text("PASSES").first.wait_for(timeout=30_000)
         _shot(page, tmp_path, "certified")
-        page.get_by_role("link", name="The report (HTML)").click()
+        page.get_by_label("Which software does the image add").fill("nginx 1.22 from Debian")
+        page.get_by_label("How the certification team reaches").fill("ssh azureuser@HOST")
+        page.get_by_role("button", name="Save the answers").click()
         page.wait_for_load_state()
-        assert "PASSES" in page.content() or "pass" in page.content()
+        assert "nginx 1.22 from Debian" in page.content()
+        with page.expect_download() as waited:
+            page.get_by_role("link", name="Download the certification package").click()
+        saved = tmp_path / waited.value.suggested_filename
+        waited.value.save_as(saved)
+        assert saved.name.endswith(".zip") and saved.stat().st_size > 1000
         # Staging, publishing, and what customers see.
         page.goto(f"{service.url}/portal/offers/contoso-web")
         page.get_by_role("button", name="Push to staging").click()
@@ -127,6 +138,13 @@ def test_sign_in_to_a_published_sku(setup: tuple[Service, dict[str, tuple[str, s
         page.get_by_role("button", name="Publish").click()
         page.wait_for_load_state()
         assert "published" in page.content()
+        # The listing is frozen once staged: the edit is refused on the page, with why.
+        page.goto(f"{service.url}/portal/offers/contoso-web/skus/web-gen1")
+        page.get_by_text("Edit the listing").click()
+        page.get_by_label("Summary").fill("A late change.")
+        page.get_by_role("button", name="Save the listing").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("alert").is_visible() and "staging" in page.content()
         page.goto(f"{service.url}/marketplace/partners/{namespace}/contoso-web-web1")
         assert "Not found" in page.content()
         page.goto(f"{service.url}/marketplace/partners/{namespace}/contoso-web-web-gen1")
@@ -136,3 +154,23 @@ def test_sign_in_to_a_published_sku(setup: tuple[Service, dict[str, tuple[str, s
         page.goto(f"{service.url}/portal/")
         _shot(page, tmp_path, "dashboard")
         assert "published" in page.content()
+        # A form that lost its CSRF token (as a forged one has none) is refused.
+        page.goto(f"{service.url}/portal/offers/contoso-web")
+        page.evaluate("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
+        page.get_by_role("button", name="Push to staging").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", name="Refused").is_visible()
+        # Another publisher, in a browser of its own, cannot open these pages.
+        _, stranger = _account(service)
+        other = browser.new_context().new_page()
+        other.goto(f"{service.url}/portal/sign-in")
+        other.get_by_label("E-mail address").fill(stranger)
+        other.get_by_label("Password").fill(PASSWORD)
+        other.keyboard.press("Enter")
+        other.wait_for_url(f"{service.url}/portal/")
+        assert "contoso-web" not in other.content()
+        for path in ("offers/contoso-web", "offers/contoso-web/skus/web-gen1",
+                     "offers/contoso-web/skus/web-gen1/versions/1.0.0/certification"):
+            answer = other.goto(f"{service.url}/portal/{path}")
+            assert answer is not None and answer.status == 404
+            assert other.get_by_role("heading", name="Not found").is_visible()

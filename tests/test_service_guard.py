@@ -138,6 +138,8 @@ def _body(method: str, path: str, world: World) -> dict[str, Any]:
         ("put", "/offers/{offer}/skus/{sku}/versions/{version}/sas"):
             {"json": {"sas": [f"{BLOBS}?{sas_token()}"]}},
         ("post", "/offers/{offer}/skus/{sku}/versions/{version}/certification"): {"json": {}},
+        ("put", "/offers/{offer}/skus/{sku}/versions/{version}/certification/questionnaire"):
+            {"json": {"remote_access": "ssh azureuser@vm"}},
         ("post", "/offers/{offer}/skus/{sku}/versions/{version}/reports"):
             {"content": b"<p>x</p>", "headers": {"Content-Type": "text/html"}},
         ("post", "/manifests"): {"json": {"name": "offer.yaml", "text": manifest}},

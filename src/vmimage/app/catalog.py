@@ -73,3 +73,18 @@ def profile(name: str | Profile, subjects: Iterable[Subject] = tuple(Subject)) -
 def profiles() -> dict[str, Profile]:
     """Every bundled profile, validated."""
     return {name: profile(name) for name in PROFILE_NAMES}
+
+
+def describe_rule(rule_id: str) -> dict[str, object]:
+    """Everything about one rule (``vmimage checks show``, the portal's rule page): its
+    metadata, source, rationale, severity under each profile, the requirements it covers
+    and the ``vmimage generalize`` operations that fix it.
+
+    Raises:
+        InputError: no such rule.
+    """
+    from vmimage.app.generalize import fixed_by
+    from vmimage.report.catalog import check_dict
+
+    meta = find_rule(rule_id)
+    return check_dict(meta, detail=True, profiles=profiles(), fixed_by=fixed_by(meta.id))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from vmimage import __version__
 from vmimage.errors import InputError, VmimageError
@@ -222,6 +223,21 @@ def _counts(report: Report | None) -> dict[str, int] | None:
     return report.counts if report is not None else None
 
 
+def explained(questionnaire: dict[str, Any], failed: set[str]) -> dict[str, object]:
+    """One SKU's questionnaire answers as the package keeps them: each explanation tied to
+    whether its check failed, and the failures nobody explained (CRT-QUESTIONNAIRE).
+
+    ``vmimage certify`` and the service's certification package both write this shape."""
+    explanations = questionnaire.get("explanations") or {}
+    return {
+        "answers": list(questionnaire.get("answers") or []),
+        "remote_access": questionnaire.get("remote_access"),
+        "explanations": [{"check": check, "explanation": text, "check_failed": check in failed}
+                         for check, text in explanations.items()],
+        "unexplained_failures": sorted(failed - set(explanations)),
+    }
+
+
 def _questionnaire(cert: Certification) -> dict[str, object]:
     """Each SKU's answers, each explanation tied to whether its check failed (CRT-QUESTIONNAIRE)."""
     out: dict[str, object] = {}
@@ -229,15 +245,7 @@ def _questionnaire(cert: Certification) -> dict[str, object]:
         failed = {f.check_id for image in cert.images if image.sku == sku.id
                   for disk in image.disks for report in (disk.validate, disk.check)
                   if report is not None for f in report.findings if f.failing}
-        q = sku.questionnaire
-        out[sku.id] = {
-            "answers": [a.model_dump() for a in q.answers],
-            "remote_access": q.remote_access,
-            "explanations": [{"check": check, "explanation": text,
-                              "check_failed": check in failed}
-                             for check, text in q.explanations.items()],
-            "unexplained_failures": sorted(failed - set(q.explanations)),
-        }
+        out[sku.id] = explained(sku.questionnaire.model_dump(mode="json"), failed)
     return out
 
 

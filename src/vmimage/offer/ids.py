@@ -74,3 +74,9 @@ def version_key(value: str) -> tuple[int, int, int] | None:
         return None
     major, minor, patch = (int(p) for p in match.groups())
     return major, minor, patch
+
+
+def version_order(value: str) -> tuple[int, int, int]:
+    """A sort key of versions: by number (``1.10.0`` after ``1.9.0``), one that is not
+    X.Y.Z before every valid one."""
+    return version_key(value) or (-1, -1, -1)

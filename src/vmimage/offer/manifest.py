@@ -110,6 +110,11 @@ def parse_manifest(text: str, source: Path) -> LoadedManifest:
         evidence = Evidence(str(source), exc.line or None)
         problem = ManifestProblem(f"not a valid manifest: {exc.problem}", evidence)
         return LoadedManifest(source, None, None, [problem])
+    return parse_document(document, source)
+
+
+def parse_document(document: Document, source: Path) -> LoadedManifest:
+    """Check the shape of a manifest already read (its data and lines) from ``source``."""
     try:
         manifest = Manifest.model_validate(document.data)
     except ValidationError as exc:

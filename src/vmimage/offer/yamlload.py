@@ -56,6 +56,10 @@ MAX_DEPTH = 64
 #: The longest integer a manifest may write (a LUN, a port, a year need a few digits).
 MAX_INT_DIGITS = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: What JSON writes raw but YAML reads otherwise (NEL and the Unicode line and paragraph
+#: separators break lines; DEL, C1 controls, BOM and noncharacters are not YAML text): a text
+#: holding one is left to the YAML reader.
+_YAML_SPECIAL = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 
 _CORE = "tag:yaml.org,2002:"
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
@@ -308,8 +312,99 @@ def _copy(data: YamlValue) -> YamlValue:
     return data
 
 
+def _layout(value: YamlValue, path: Path, line: int, lines: dict[Path, int]) -> int:
+    """Record where ``json.dumps(indent=2)`` writes each key and item under ``value`` (which
+    starts on ``line``); returns the line it ends on. Each key and each item starts a line; a
+    non-empty collection closes on a line of its own; strings are one line (JSON escapes
+    newlines)."""
+    if isinstance(value, dict | list) and value:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            line += 1
+            lines[(*path, key)] = line
+            line = _layout(child, (*path, key), line, lines)
+        return line + 1
+    return line
+
+
+def _fits(value: object, depth: int = 0) -> int | None:
+    """How many values ``value`` holds as :class:`_Builder` counts them, or None when it
+    breaks a limit (deeper than MAX_DEPTH, an integer too long) or holds a float: the YAML
+    reader then decides, and says where."""
+    if depth > MAX_DEPTH:
+        return None
+    if isinstance(value, dict | list):
+        size = 1
+        for child in (value.values() if isinstance(value, dict) else value):
+            n = _fits(child, depth + 1)
+            if n is None:
+                return None
+            size += n + (1 if isinstance(value, dict) else 0)
+        return size
+    if isinstance(value, float):
+        return None  # YAML's resolver reads some JSON floats (1e-07) as text: let it decide
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and len(str(abs(value))) > MAX_INT_DIGITS:
+        return None
+    return 1
+
+
+def json_document(data: object) -> Document | None:
+    """The :class:`Document` :func:`load_yaml` reads from ``json.dumps(data, indent=2,
+    ensure_ascii=False)``, made without writing or reading that text (JSON's C encoder and
+    decoder normalise the data; the lines follow from the layout), or None when the text would
+    hold what YAML reads otherwise or refuses (see :func:`load_indented_json`)."""
+    import json
+
+    try:
+        compact = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    if not compact.startswith(("{", "[")) or _YAML_SPECIAL.search(compact):
+        return None
+    normal = json.loads(compact)
+    size = _fits(normal)
+    if size is None or size > MAX_VALUES:
+        return None
+    lines: dict[Path, int] = {(): 1}
+    _layout(normal, (), 1, lines)
+    return Document(normal, lines)
+
+
+def load_indented_json(text: str) -> Document | None:
+    """``text`` read at C speed when it is exactly what ``json.dumps(data, indent=2,
+    ensure_ascii=False)`` writes (the service renders every offer that way): the same data
+    and lines :func:`load_yaml` gives (JSON is YAML 1.2), or None for any other text, or one
+    that holds what YAML reads otherwise (NEL, line separators, floats) or refuses (controls,
+    limits): load_yaml then reads it, and refuses with the line."""
+    import json
+
+    if not text.startswith(("{", "[")) or _YAML_SPECIAL.search(text):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if json.dumps(data, indent=2, ensure_ascii=False) + "\n" != text:
+        return None  # another layout (or duplicate keys, or infinities): not ours to read
+    return json_document(data)
+
+
 def load_yaml(text: str) -> Document:
-    """Parse one YAML 1.2 document.
+    """Parse one YAML 1.2 document (the service's own rendering of a manifest, indented
+    JSON, at C speed: :func:`load_indented_json`).
+
+    Raises:
+        YamlSyntaxError: the text is not YAML, or holds what a manifest must not (see module).
+    """
+    fast = load_indented_json(text)
+    if fast is not None:
+        return fast
+    return load_yaml_events(text)
+
+
+def load_yaml_events(text: str) -> Document:
+    """Parse one YAML 1.2 document from its events, every value's line recorded.
 
     Raises:
         YamlSyntaxError: the text is not YAML, or holds what a manifest must not (see module).

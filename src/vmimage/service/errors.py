@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from vmimage.app.publishing.errors import PublishingError, Refused, Unauthorized
@@ -49,10 +49,27 @@ def _vmimage(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": line(str(exc))}, status_code=400)
 
 
-def _validation(_: Request, exc: Exception) -> JSONResponse:
+def _portal(request: Request) -> bool:
+    """A page of the portal: a person reads the answer, as a page."""
+    from vmimage.service.web.pages import BASE
+
+    return request.url.path == BASE or request.url.path.startswith(BASE + "/")
+
+
+def _page(status: int, title: str, message: str) -> Response:
+    from vmimage.service.web.pages import page
+
+    return page("error.html", status, title=title, message=message)
+
+
+def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     details = [{"loc": _where(tuple(e.get("loc", ()))), "message": line(e.get("msg", ""))}
                for e in exc.errors()]
+    if _portal(request):
+        first = details[0] if details else {"loc": "", "message": "invalid"}
+        return _page(422, "Not done", f"The form was not taken: {first['loc']}: "
+                                      f"{first['message']}. Go back and correct it.")
     kinds = {e.get("type") for e in exc.errors()}
     if "json_invalid" in kinds:
         return JSONResponse({"error": "malformed JSON"}, status_code=400)
@@ -64,8 +81,10 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
                         status_code=422)
 
 
-def _http(_: Request, exc: Exception) -> JSONResponse:
+def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if _portal(request) and exc.status_code in (404, 405):
+        return _page(exc.status_code, "Not found", "There is no such page.")
     return JSONResponse({"error": line(str(exc.detail))}, status_code=exc.status_code,
                         headers=exc.headers)
 

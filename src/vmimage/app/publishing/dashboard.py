@@ -11,6 +11,7 @@ from sqlalchemy import select
 from vmimage.app.publishing.store import Store
 from vmimage.app.publishing.tokens import Caller
 from vmimage.catalog.models import ImageVersion, Offer, Plan, Sku, now
+from vmimage.offer.ids import version_order
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,6 @@ class Row:
             if seconds >= size:
                 return f"{int(seconds // size)} {unit}"
         return "now"
-
-
-def _number(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in version.split("."))
-    except ValueError:
-        return (-1,)
 
 
 #: Rows per page: a team with a thousand SKUs pages through them (and filters).
@@ -87,7 +81,7 @@ def dashboard(store: Store, caller: Caller, text: str = "", state: str = "",
              version_state, since) in session.execute(query):
             known = latest.get(key)
             if known is not None and (number is None or (known.version is not None and
-                                      _number(known.version) >= _number(number))):
+                                      version_order(known.version) >= version_order(number))):
                 continue
             latest[key] = Row(offer_id, offer_title, sku_id, sku_title, plan_id, image_type,
                               number, version_state, since)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from vmimage.app.publishing.errors import NotFound
 from vmimage.app.publishing.store import Store
 from vmimage.catalog.models import Offer, Publisher
+from vmimage.offer.ids import version_order
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,6 @@ class Listing:
     sizes: list[str]
     ports: list[str]
     versions: list[str]
-
-
-def _number(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in version.split("."))
-    except ValueError:
-        return (-1,)
 
 
 def public_listing(store: Store, namespace: str, offer_and_sku: str) -> Listing:
@@ -58,7 +52,7 @@ def public_listing(store: Store, namespace: str, offer_and_sku: str) -> Listing:
                 if offer is None or sku is None:
                     continue
                 published = sorted((v.version for v in sku.versions if v.state == "published"),
-                                   key=_number, reverse=True)
+                                   key=version_order, reverse=True)
                 if not published:
                     break
                 return Listing(namespace, offer.offer_id, offer.title, sku.sku_id, sku.title,

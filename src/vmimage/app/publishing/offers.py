@@ -3,6 +3,8 @@ allow (:mod:`.lifecycle`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
 from vmimage.app.publishing import lookup, out, records, views
@@ -14,12 +16,15 @@ from vmimage.app.publishing.documents import (
     SkuCreate,
     SkuOut,
     SkuUpdate,
+    VersionOut,
 )
 from vmimage.app.publishing.errors import Conflict
 from vmimage.app.publishing.lifecycle import IN_FLIGHT, LOCKED, STAGED, State
 from vmimage.app.publishing.store import Store
 from vmimage.app.publishing.tokens import Caller
 from vmimage.catalog.models import ImageVersion, Offer, Publisher, Sku
+from vmimage.findings import Finding, Status
+from vmimage.offer.manifest import LoadedManifest
 from vmimage.report.model import Report
 
 
@@ -134,19 +139,73 @@ def manifest_text(store: Store, caller: Caller, offer_id: str) -> str:
         return views.text_of(views.offer_document(row, lambda v: True))
 
 
+def _judged(row: Offer, store: Store) -> tuple[LoadedManifest, list[Finding]]:
+    loaded = views.render(row, lambda v: True)
+    if loaded is None:  # no SKU with a version yet: the manifest as it is, with its problems
+        loaded = views.read_manifest(views.text_of(views.offer_document(row, lambda v: True)),
+                                     views.manifest_address(row.offer_id))
+    return loaded, views.judge(loaded, store.profile, records.previous_of(row))
+
+
 def validate(store: Store, caller: Caller, offer_id: str) -> Report:
     """Every manifest rule on the offer as it stands, with what is published as
     ``--previous`` (the report of ``vmimage offer validate``)."""
     timer = views.Timer()
     with store.read() as session:
         row = lookup.offer(session, caller, offer_id)
-        address = views.manifest_address(row.offer_id)
-        loaded = views.render(row, lambda v: True)
-        if loaded is None:  # no SKU with a version yet: the manifest as it is, with its problems
-            loaded = views.read_manifest(views.text_of(views.offer_document(row, lambda v: True)),
-                                         address)
-        findings = views.judge(loaded, store.profile, records.previous_of(row))
-    return timer.report(findings, address, store.profile)
+        _, findings = _judged(row, store)
+    return timer.report(findings, views.manifest_address(offer_id), store.profile)
+
+
+def _open(loaded: LoadedManifest, findings: list[Finding],
+          sku_id: str | None) -> list[Finding]:
+    shown = [f for f in findings if f.status in (Status.FAIL, Status.WARNING)]
+    if sku_id is None or loaded.manifest is None:
+        return shown
+    index = next((i for i, s in enumerate(loaded.manifest.skus) if s.id == sku_id), None)
+    lines = views.lines_under(loaded, ("skus", index)) if index is not None else set()
+    where = str(loaded.path)
+    return [f for f in shown if repr(sku_id) in f.message or f" {sku_id} " in f" {f.message} "
+            or any(e.path == where and e.line in lines for e in f.evidence)]
+
+
+@dataclass(frozen=True)
+class OfferView:
+    """An offer's page: the offer, its SKUs, and the failures and warnings ``vmimage offer
+    validate`` reports on it now (shown beside the forms, so a publisher sees a rule before
+    staging refuses)."""
+
+    offer: OfferOut
+    skus: list[SkuOut]
+    findings: list[Finding]
+
+
+@dataclass(frozen=True)
+class SkuView:
+    """A SKU's page: the SKU, its versions, and the findings whose evidence lies under it (or
+    that name it)."""
+
+    sku: SkuOut
+    versions: list[VersionOut]
+    findings: list[Finding]
+
+
+def offer_view(store: Store, caller: Caller, offer_id: str) -> OfferView:
+    """Everything the offer's page shows, read at once."""
+    with store.read() as session:
+        row = lookup.offer(session, caller, offer_id)
+        loaded, findings = _judged(row, store)
+        return OfferView(out.offer(row), [out.sku(s) for s in row.skus],
+                         _open(loaded, findings, None))
+
+
+def sku_view(store: Store, caller: Caller, offer_id: str, sku_id: str) -> SkuView:
+    """Everything a SKU's page shows, read at once."""
+    with store.read() as session:
+        row = lookup.sku(session, caller, offer_id, sku_id)
+        loaded, findings = _judged(row.offer, store)
+        return SkuView(out.sku(row), [out.version(v) for v in row.versions],
+                       _open(loaded, findings, sku_id))
 
 
 # ---------------------------------------------------------------------------------------------

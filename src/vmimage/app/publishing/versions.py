@@ -12,6 +12,10 @@ sealed (:mod:`vmimage.catalog.sealing`); the API shows them with the signature m
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Sequence
+
 from vmimage.app.publishing import lookup, out, records
 from vmimage.app.publishing.documents import ImageVersion as VersionModel
 from vmimage.app.publishing.documents import VersionOut
@@ -23,7 +27,8 @@ from vmimage.app.sas import verify_report
 from vmimage.catalog.models import Disk, ImageVersion, Offer
 from vmimage.errors import InputError
 from vmimage.offer.sas import parse_tokens
-from vmimage.secrets import register_sas
+from vmimage.report.model import Report
+from vmimage.secrets import redact, register_sas
 
 
 def list_versions(store: Store, caller: Caller, offer_id: str, sku_id: str) -> list[VersionOut]:
@@ -119,6 +124,52 @@ def judge_sas(store: Store, uris: list[str]) -> None:
     if bad:
         ids = ", ".join(sorted({f.check_id for f in bad}))
         raise Refused(f"the SAS URIs break {ids}: {bad[0].message}", report)
+
+
+#: How a refused endpoint is allowed, said to a publisher (the operator's setting).
+SERVICE_HINT = "the service's operator allows it with vmimage serve --allow-endpoint {endpoint}"
+
+
+def check_sas_live(store: Store, caller: Caller, offer_id: str, sku_id: str, number: str,
+                   lines: list[str], allow_endpoints: Sequence[str]) -> Report | None:
+    """Open each VHD the lines give a SAS URI for, before they are saved: every SAS rule,
+    online (``vmimage sas verify``): the SAS opens the blob, a page blob, not leased, its
+    length, and a fixed VHD footer read by one range request. Only the endpoints the
+    certification run may read are contacted (the fetch policy of ``vmimage check URL``).
+
+    Runs outside any transaction (the network may take seconds); :func:`set_sas` then saves.
+    Returns the report, or None when no line applies to a disk of the version (set_sas says
+    so).
+
+    Raises:
+        Invalid: a line is not a SAS URI or token, or its endpoint is not allowed.
+        Refused: a SAS rule fails (the report never shows a signature).
+    """
+    from vmimage.fetchpolicy import FetchPolicy
+
+    try:
+        tokens = parse_tokens("\n".join(lines), "sas")
+    except InputError as exc:
+        raise Invalid(exc.problem) from None
+    with store.read() as session:
+        row = lookup.version(session, caller, offer_id, sku_id, number)
+        blobs = [b for d in _vhd_disks(row) if (b := out.blob_of(row.sku.offer, d))]
+    uris = [f"{blob}?{token}" for blob in blobs if (token := tokens.token(blob))]
+    if not uris:
+        return None
+    policy = dataclasses.replace(FetchPolicy.from_settings(allow_endpoints, os.environ),
+                                 allow_hint=SERVICE_HINT)
+    for uri in uris:
+        try:
+            policy.vet(uri)
+        except InputError as exc:
+            raise Invalid(redact(str(exc))) from None
+    report = verify_report(uris, store.profile, online=True)
+    bad = [f for f in report.findings if f.failing]
+    if bad:
+        ids = ", ".join(sorted({f.check_id for f in bad}))
+        raise Refused(f"the SAS URIs break {ids}: {bad[0].message}", report)
+    return report
 
 
 def set_sas(store: Store, caller: Caller, offer_id: str, sku_id: str, number: str,

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from vmimage.app.publishing import certification, jobs, reports, versions
+from vmimage.app.publishing import certification, certpackage, jobs, reports, versions
 from vmimage.app.publishing.documents import (
     CertificationBody,
     CertificationOut,
     ImageVersion,
+    Questionnaire,
     ReportOut,
     SasBody,
     VersionOut,
@@ -114,6 +115,30 @@ def withdraw_certification(store: StoreDep, caller: CallerDep, offer: str, sku: 
                            version: str) -> CertificationOut:
     """The version becomes a draft again."""
     return certification.withdraw_certification(store, caller, offer, sku, version)
+
+
+@router.put(VERSION + "/certification/questionnaire", summary="Answer the questionnaire",
+            responses=errors(*BODY, 404, 409))
+def answer_questionnaire(store: StoreDep, caller: CallerDep, offer: str, sku: str,
+                         version: str, body: Questionnaire) -> CertificationOut:
+    """CRT-QUESTIONNAIRE, after the automated tests: the answers, how the certification team
+    reaches the VM (no secrets), and why each failed check is acceptable; kept with the latest
+    request (which is not run again) and put in its package."""
+    return certpackage.answer_questionnaire(store, caller, offer, sku, version, body)
+
+
+@router.get(VERSION + "/certification/package", summary="Download the certification package",
+            response_class=Response, responses={
+                200: {"content": {"application/zip": {}},
+                      "description": "The latest request's package, as an attachment."},
+                **errors(*AUTH, 404)})
+def download_package(store: StoreDep, caller: CallerDep, offer: str, sku: str,
+                     version: str) -> Response:
+    """CRT-ARTIFACTS: the run's reports (JSON and HTML), its log, the questionnaire (each
+    explanation tied to whether its check failed) and a summary, in one zip."""
+    content, name = certpackage.package(store, caller, offer, sku, version)
+    return Response(content, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get(VERSION + "/reports", summary="The version's reports", responses=errors(*AUTH, 404))
