@@ -26,7 +26,7 @@ from vmimage.app.publishing.tokens import Caller
 from vmimage.app.sas import verify_report
 from vmimage.catalog.models import Disk, ImageVersion, Offer
 from vmimage.errors import InputError
-from vmimage.offer.sas import parse_tokens
+from vmimage.offer.sas import SasTokens, parse_tokens
 from vmimage.report.model import Report
 from vmimage.secrets import redact, register_sas
 
@@ -113,6 +113,26 @@ def sas_uri(store: Store, offer: Offer, disk: Disk) -> str | None:
     return f"{blob}?{query}"
 
 
+def _tokens(lines: list[str]) -> SasTokens:
+    """The SAS lines as ``submit render --sas-file`` reads them.
+
+    Raises:
+        Invalid: a line is not a SAS URI or token.
+    """
+    try:
+        return parse_tokens("\n".join(lines), "sas")
+    except InputError as exc:
+        raise Invalid(exc.problem) from None
+
+
+def _refuse_failing(report: Report) -> None:
+    """Raise Refused when a SAS rule failed (the message never shows a signature)."""
+    bad = [f for f in report.findings if f.failing]
+    if bad:
+        ids = ", ".join(sorted({f.check_id for f in bad}))
+        raise Refused(f"the SAS URIs break {ids}: {bad[0].message}", report)
+
+
 def judge_sas(store: Store, uris: list[str]) -> None:
     """The SAS rules (``vmimage sas verify --offline``) on a version's SAS URIs.
 
@@ -120,10 +140,7 @@ def judge_sas(store: Store, uris: list[str]) -> None:
         Refused: a SAS rule fails (the report never shows a signature).
     """
     report = verify_report(uris, store.profile, online=False)
-    bad = [f for f in report.findings if f.failing]
-    if bad:
-        ids = ", ".join(sorted({f.check_id for f in bad}))
-        raise Refused(f"the SAS URIs break {ids}: {bad[0].message}", report)
+    _refuse_failing(report)
 
 
 #: How a refused endpoint is allowed, said to a publisher (the operator's setting).
@@ -147,10 +164,7 @@ def check_sas_live(store: Store, caller: Caller, offer_id: str, sku_id: str, num
     """
     from vmimage.fetchpolicy import FetchPolicy
 
-    try:
-        tokens = parse_tokens("\n".join(lines), "sas")
-    except InputError as exc:
-        raise Invalid(exc.problem) from None
+    tokens = _tokens(lines)
     with store.read() as session:
         row = lookup.version(session, caller, offer_id, sku_id, number)
         blobs = [b for d in _vhd_disks(row) if (b := out.blob_of(row.sku.offer, d))]
@@ -165,10 +179,7 @@ def check_sas_live(store: Store, caller: Caller, offer_id: str, sku_id: str, num
         except InputError as exc:
             raise Invalid(redact(str(exc))) from None
     report = verify_report(uris, store.profile, online=True)
-    bad = [f for f in report.findings if f.failing]
-    if bad:
-        ids = ", ".join(sorted({f.check_id for f in bad}))
-        raise Refused(f"the SAS URIs break {ids}: {bad[0].message}", report)
+    _refuse_failing(report)
     return report
 
 
@@ -183,10 +194,7 @@ def set_sas(store: Store, caller: Caller, offer_id: str, sku_id: str, number: st
         Conflict: the version is not editable.
         Refused: a SAS rule fails.
     """
-    try:
-        tokens = parse_tokens("\n".join(lines), "sas")
-    except InputError as exc:
-        raise Invalid(exc.problem) from None
+    tokens = _tokens(lines)
     with store.write() as session:
         row = lookup.version(session, caller, offer_id, sku_id, number)
         check_editable(row.state, f"version {number}")
