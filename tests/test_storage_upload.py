@@ -275,6 +275,26 @@ def test_progress_bar_on_a_terminal(azurite: Azurite, tmp_path: Path) -> None:  
     assert "uploaded" in out.decode()
 
 
+def _as_at_a_terminal() -> None:
+    """The child as a shell at a terminal starts it: SIGINT handled by default, not blocked.
+
+    A child inherits its parent's ignored signals and signal mask; a pytest worker may have
+    come by either (the uploads that never stopped in three loaded CI runs had the main thread
+    polling, untouched by the signal), and Python leaves an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _signal_state(pid: int) -> str:
+    """The child's SigBlk/SigIgn/SigCgt lines: whether SIGINT can reach its handler."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError as exc:
+        return f"no /proc status: {exc}"
+    return ", ".join(line.replace("\t", " ") for line in status.splitlines()
+                     if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+
+
 def test_ctrl_c_stops_at_once_and_the_rerun_resumes(azurite: Azurite, proxy: FaultProxy,  # noqa: F811
                                                     tmp_path: Path) -> None:
     disk = dense_disk(tmp_path)
@@ -286,9 +306,12 @@ def test_ctrl_c_stops_at_once_and_the_rerun_resumes(azurite: Azurite, proxy: Fau
     first = subprocess.Popen([CLI, "upload", str(disk.path), url, "--workers", "2"],
                              env={**azurite.env(), "PYTHONFAULTHANDLER": "1"},
                              stdin=subprocess.DEVNULL, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=_as_at_a_terminal)
+    signals = "not read"
     try:
         proxy.wait_for(lambda p: p.page_puts == 2 and p.held >= 1 and p.page_inflight == 0)
+        signals = _signal_state(first.pid)
     finally:
         first.send_signal(signal.SIGINT)
         try:
@@ -296,7 +319,8 @@ def test_ctrl_c_stops_at_once_and_the_rerun_resumes(azurite: Azurite, proxy: Fau
         except subprocess.TimeoutExpired:
             first.send_signal(signal.SIGABRT)
             out, err = first.communicate(timeout=60)
-            pytest.fail(f"the upload did not stop after SIGINT; its threads:\n{err[-8000:]}")
+            pytest.fail(f"the upload did not stop after SIGINT ({signals}); its threads:\n"
+                        f"{err[-8000:]}")
     assert first.returncode == 130, err
     assert "Traceback" not in err  # typer turns Ctrl-C into exit 130 itself
     assert_no_secrets(out, err)
