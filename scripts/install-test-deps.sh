@@ -29,6 +29,9 @@ APT_PACKAGES=(qemu-utils fdisk e2fsprogs xfsprogs btrfs-progs zstd mmdebstrap de
               # genisoimage (isoinfo, isovfy), xorriso, python3-pycdlib: the readers the
               # provisioning DVD of vmimage.vm.iso is checked with (tests/test_vm_iso.py)
               genisoimage xorriso python3-pycdlib
+              # createrepo-c (createrepo_c, modifyrepo_c): the real RPM repositories, with their
+              # updateinfo, that tests/test_secdata_rpm.py serves to vmimage.secdata.rpm
+              createrepo-c
               postgresql redis-server)
 # Azurite runs on node: the distribution's nodejs and npm, unless a node is already there (a
 # nodesource nodejs brings its own npm and conflicts with the distribution's npm package).

@@ -318,7 +318,7 @@ def test_every_linux_check_has_a_violation_case():
     linux = {m.id for m in all_rules() if m.os == "linux"}
     covered = {c.check_id for c in CASES}
     # LINUX-NO-LVM is covered by test_checks_layouts.py (an LVM disk);
-    # LINUX-SECURITY-PATCHES cannot be decided offline and always skips with its reason.
+    # LINUX-SECURITY-PATCHES needs a distribution's security data: tests/test_secdata_*.py.
     assert linux - covered == {"LINUX-NO-LVM", "LINUX-SECURITY-PATCHES"}
 
 

@@ -35,6 +35,7 @@ from vmimage.targets.sshconnect import SshOptions
 from vmimage.units import format_size
 
 if TYPE_CHECKING:
+    from vmimage.facts.security import SecurityProvider
     from vmimage.fetchpolicy import FetchPolicy
 
 __all__ = ["AUTO", "SshOptions", "check_target", "detect_family"]
@@ -141,7 +142,8 @@ def _fetch_policy(spec: str, allow_endpoints: Sequence[str]) -> FetchPolicy | No
 
 def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
                  only: Iterable[str] | None = None, ssh: SshOptions | None = None, *,
-                 allow_endpoints: Sequence[str] = ()) -> Report:
+                 allow_endpoints: Sequence[str] = (), security_data: str | None = None
+                 ) -> Report:
     """Run the rules that fit ``role`` on ``spec`` (an image file, a root directory, a VHD in
     blob storage by URL, or ``ssh://user@host:port``, a running VM reached with the ``ssh``
     options); ``auto`` is the OS role of the system found (Linux or Windows), as a user
@@ -150,7 +152,8 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
     some. A blob is read by range requests, never downloaded, from the endpoints
     ``allow_endpoints`` adds to Azure's (:mod:`vmimage.fetchpolicy`); the report names it
     without its query, so the SAS token never shows. ``@FILE`` reads the URL from FILE's
-    first line, out of sight of ``ps``.
+    first line, out of sight of ``ps``. ``security_data`` is ``--security-data``
+    (:mod:`vmimage.secdata`: ``auto``, a prepared directory, or ``off``; None: the default).
 
     Raises:
         InputError: the target cannot be opened, holds no operating system for an OS role
@@ -158,6 +161,9 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
             failed during the check (no report then: it would rest on data never read).
     """
     policy = load_profile(profile_name, (Subject.DISK, Subject.SYSTEM))
+    from vmimage.secdata import provider
+
+    security = provider(security_data)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     if spec.startswith("@") and not os.path.lexists(spec):
@@ -172,7 +178,7 @@ def check_target(spec: str, profile_name: str | Profile, role: str = "os-linux",
                                "--accept-new-host-key apply to ssh:// targets only")
     target = open_target(opened, ssh, fetch)
     try:
-        report = _check_opened(spec, target, policy, role, only, started, clock)
+        report = _check_opened(spec, target, policy, role, only, started, clock, security)
     except Exception:
         _no_verdict_on_unread_data(target)  # a refusal resting on a failed read says the read
         raise
@@ -201,7 +207,8 @@ def _no_verdict_on_unread_data(target: Target) -> None:
 
 
 def _check_opened(spec: str, target: Target, policy: Profile, role: str,
-                  only: Iterable[str] | None, started: datetime, clock: float) -> Report:
+                  only: Iterable[str] | None, started: datetime, clock: float,
+                  security: SecurityProvider | None = None) -> Report:
     """Everything :func:`check_target` does once the target is open (it closes it)."""
     _require_disk_image(spec, target)
     disk = getattr(target, "disk_info", None)
@@ -215,7 +222,8 @@ def _check_opened(spec: str, target: Target, policy: Profile, role: str,
     _require_family(spec, role, family, target)
     role = f"os-{family}" if role == AUTO else role
     ctx = CheckContext(profile=policy, role=role, disk=disk, target=target,
-                       facts=facts if family else None, capabilities=target.capabilities)
+                       facts=facts if family else None, capabilities=target.capabilities,
+                       security=security)
     try:
         findings = run_image_rules(ctx, family or "linux", only)
     except KeyError as exc:

@@ -10,6 +10,7 @@ from vmimage.profiles import Profile
 if TYPE_CHECKING:
     from vmimage.disk.inspect import DiskInfo
     from vmimage.facts import Facts
+    from vmimage.facts.security import SecurityProvider
     from vmimage.targets.base import Target
 
 
@@ -26,6 +27,9 @@ class CheckContext:
     target: Target | None = None
     facts: Facts | None = None
     capabilities: frozenset[str] = field(default_factory=frozenset)
+    #: The distribution's security data, compared with the installed packages on demand
+    #: (``--security-data``); None: not compared (the rule says so).
+    security: SecurityProvider | None = None
 
     @property
     def system(self) -> Facts:

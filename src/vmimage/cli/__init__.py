@@ -36,6 +36,7 @@ def build_parser() -> Parser:
         offer,
         register,
         sas,
+        secdata,
         serve,
         submit,
         upload,
@@ -65,6 +66,7 @@ def build_parser() -> Parser:
     generalize.register(sub)
     vm.register(sub)
     serve.register(sub)
+    secdata.register(sub)
     completion = sub.add_parser("completion", help="print a shell completion script",
                                 description="Print a completion script: eval it, or save it "
                                             "where your shell loads completions "

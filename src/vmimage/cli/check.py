@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--check", dest="only", metavar="ID", action="append",
                    help="run only this check ID (repeatable)")
     add_report_options(p)
+    p.add_argument("--security-data", metavar="auto|DIR|off",
+                   help="what LINUX-SECURITY-PATCHES compares the installed packages with: "
+                        "auto fetches the distribution's security data from the archives the "
+                        "image's own package sources name (through a cache; the proxy of "
+                        "HTTPS_PROXY); DIR reads what `vmimage security-data fetch` wrote; "
+                        "off does not compare (default: $VMIMAGE_SECURITY_DATA, else auto)")
     blob = p.add_argument_group("blob URL (https:// targets)")
     blob.add_argument("--allow-endpoint", dest="allow_endpoints", metavar="HOST[:PORT]",
                       action="append", default=[],
@@ -81,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
                      known_hosts=args.known_hosts,
                      accept_new_host_key=args.accept_new_host_key, timeout=args.timeout)
     return run_report(args, lambda profile: check_target(
-        args.target, profile, args.role, args.only, ssh, allow_endpoints=args.allow_endpoints))
+        args.target, profile, args.role, args.only, ssh, allow_endpoints=args.allow_endpoints,
+        security_data=args.security_data))
 
 
 def _run_booted(args: argparse.Namespace) -> int:
