@@ -218,3 +218,32 @@ def _source_of(root: Path, name: str) -> str:
     block = next(b for b in status.split("\n\n") if f"Package: {name}\n" in b + "\n")
     found = re.search(r"^Source: (\S+)", block, re.M)
     return found.group(1) if found else name
+
+
+def test_packages_without_security_support_are_named(roots: tuple[Path, Path, str, str, str],
+                                                     tmp_path: Path) -> None:
+    """debian-security-support's lists in the image (as its package installs them) name a
+    package whose support ended: it is named, with why; a current image then warns."""
+    current, _, name, _, _ = roots
+    lists = current / "usr/share/debian-security-support"
+    assert not lists.exists()  # the package is not in the test root
+    lists.mkdir(parents=True)
+    source = _source_of(current, name)
+    ended = lists / "security-support-ended.deb12"
+    limited = lists / "security-support-limited.deb12"
+    ended.write_text("# Format: package last-version end-of-support [details]\n"
+                     f"{source}  0.1-1  2026-06-10  https://www.debian.org/releases/\n")
+    limited.write_text("# Format: source-package free-form details\n"
+                       "nosuchpackage  Only the newest upstream release is supported\n")
+    try:
+        cache = {"VMIMAGE_CACHE": str(tmp_path / "cache")}
+        code, finding = _check(current, "--security-data", "auto", env=cache)
+        without = [e for e in finding["evidence"] if "security support ended" in
+                   (e["required"] or "")]
+        assert [e["seen"].split()[0] for e in without] == [name]
+        assert "on 2026-06-10" in without[0]["required"]
+        assert f"without full security support: {name}" in finding["message"]
+        if finding["status"] != "fail":  # no update either: a warning, not a pass
+            assert finding["status"] == "warning" and code == 0
+    finally:
+        shutil.rmtree(lists)

@@ -33,7 +33,12 @@ from pathlib import Path
 
 from vmimage.facts import Facts
 from vmimage.facts.packages import InstalledPackage
-from vmimage.facts.security import SecurityDataUnavailable, SecurityVerdict, Update
+from vmimage.facts.security import (
+    SecurityDataUnavailable,
+    SecurityVerdict,
+    Unsupported,
+    Update,
+)
 from vmimage.facts.versions import dpkg_compare
 from vmimage.privatefile import private_dir, write_private
 from vmimage.secdata.apt import TRUSTED, AptSource, read_sources
@@ -321,6 +326,67 @@ def _newest(dates: list[str]) -> str | None:
     return max(dates, key=when) if dates else None
 
 
+#: debian-security-support's lists, per release number, in the image (its own package).
+SUPPORT_DIR = "/usr/share/debian-security-support"
+
+
+def _support_lists(facts: Facts, release: str) -> tuple[dict[str, str], str | None]:
+    """Source package -> why it has no (or limited) security support, from the lists of the
+    image's ``debian-security-support`` (``security-support-ended.debN``: ``source
+    last-version date [details]``; ``security-support-limited.debN``: ``source text``)."""
+    found: dict[str, str] = {}
+    read = 0
+    for kind in ("ended", "limited"):
+        path = f"{SUPPORT_DIR}/security-support-{kind}.deb{release}"
+        try:
+            text = facts.target.read_text(path)
+        except OSError:
+            continue
+        read += 1
+        for line in text.splitlines():
+            parts = line.split(None, 1)
+            if not parts or parts[0].startswith("#"):
+                continue
+            rest = parts[1].strip() if len(parts) > 1 else ""
+            if kind == "ended":
+                fields = rest.split(None, 2)
+                when = f" on {fields[1]}" if len(fields) > 1 else ""
+                found[parts[0]] = f"security support ended{when} ({path})"
+            else:
+                found[parts[0]] = f"limited security support: {rest or 'see ' + path}"
+    note = None if read else ("no-support lists not read: the image has no "
+                              "debian-security-support lists")
+    return found, note
+
+
+def _unsupported(facts: Facts, release: str) -> tuple[tuple[Unsupported, ...], str | None]:
+    lists, note = _support_lists(facts, release)
+    if not lists:
+        return (), note
+    sources = _installed_sources(facts)
+    return tuple(sorted((Unsupported(p.name, p.version, lists[sources.get(p.name, p.name)])
+                         for p in facts.packages.packages.values()
+                         if sources.get(p.name, p.name) in lists),
+                        key=lambda u: u.package)), note
+
+
+def _installed_sources(facts: Facts) -> dict[str, str]:
+    """Binary package -> its source package, from the dpkg status file."""
+    try:
+        text = facts.target.read_text("/var/lib/dpkg/status", 64 * 1024 * 1024)
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    name = ""
+    for match in _FIELD.finditer(text):
+        key, value = match.groups()
+        if key == "Package":
+            name = value
+        elif key == "Source" and name:
+            out[name] = value.split(" ", 1)[0]
+    return out
+
+
 def verdict(facts: Facts, data: Source) -> SecurityVerdict:
     """Compare every installed package with the image's security suites.
 
@@ -355,6 +421,11 @@ def verdict(facts: Facts, data: Source) -> SecurityVerdict:
         newer = read.available.get(pkg.name)
         if newer is not None and dpkg_compare(newer.version, pkg.version) > 0:
             updates.append(_update(pkg, newer, codename, advisories))
+    unsupported: tuple[Unsupported, ...] = ()
+    if osr is not None and osr.id == "debian" and osr.version_id.split(".")[0].isdigit():
+        unsupported, note = _unsupported(facts, osr.version_id.split(".")[0])
+        if note:
+            notes.append(note)
     return SecurityVerdict("; ".join(read.said), _newest(read.dates),
                            len(db.packages), tuple(sorted(updates, key=lambda u: u.package)),
-                           (), tuple(notes))
+                           unsupported, tuple(notes))

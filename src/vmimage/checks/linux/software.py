@@ -187,21 +187,31 @@ def security_patches(ctx: CheckContext) -> Outcome:
     date = f" of {found.date}" if found.date else ""
     source = ctx.system.packages.path
     lines = {p.name: p.line for p in ctx.system.packages.packages.values()}
+    notes = f" ({'; '.join(found.notes)})" if found.notes else ""
+    unsupported = [Evidence(path=source, line=lines.get(u.package),
+                            seen=f"{u.package} {u.installed}", required=u.reason)
+                   for u in found.unsupported]
+    without = (f"; {len(found.unsupported)} package(s) without full security support: "
+               + ", ".join(u.package for u in found.unsupported[:MAX_NAMED])
+               if found.unsupported else "")
     if not found.updates:
-        return passed(f"{found.compared} installed packages compared with the security data"
-                      f"{date}: none has a security update ({found.data})",
-                      Evidence(path=source, seen=f"{found.compared} packages",
-                               required=f"no security update in {found.data}"))
+        checked = Evidence(path=source, seen=f"{found.compared} packages",
+                           required=f"no security update in {found.data}")
+        said = (f"{found.compared} installed packages compared with the security data{date}: "
+                f"none has a security update ({found.data})")
+        if unsupported:
+            return Outcome(None, said + without, (checked, *unsupported), Severity.WARNING)
+        return passed(said, checked)
     shown = "; ".join(u.line for u in found.updates[:MAX_NAMED])
     more = f"; and {len(found.updates) - MAX_NAMED} more" if len(found.updates) > MAX_NAMED else ""
-    notes = f" ({'; '.join(found.notes)})" if found.notes else ""
     evidence = tuple(Evidence(path=source, line=lines.get(u.package),
                               seen=f"{u.package} {u.installed}",
                               required=f">= {u.fixed}" + (f" ({', '.join(u.advisories)})"
                                                           if u.advisories else ""))
                      for u in found.updates)
     return Outcome(None, f"{len(found.updates)} installed package(s) have a security update in "
-                         f"the data{date}: {shown}{more}{notes}", evidence)
+                         f"the data{date}: {shown}{more}{without}{notes}",
+                   (*evidence, *unsupported))
 
 
 @rule(id="LINUX-REPOSITORIES", title="Package repositories with updates are configured",
