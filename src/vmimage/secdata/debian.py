@@ -268,10 +268,30 @@ class _Read:
     said: list[str]
 
 
+def _release(data: Source, uri: str, suite: str) -> tuple[str, bytes]:
+    """The suite's ``InRelease`` and the base it was read from: over HTTPS first when the
+    sources say ``http://`` (most mirrors answer both; the signature vouches for either),
+    plain HTTP only when HTTPS cannot be had.
+
+    Raises:
+        FetchFailed: neither answers (the HTTPS failure is the one named).
+    """
+    bases = [f"{uri}/dists/{suite}"]
+    if uri.startswith("http://"):
+        bases.insert(0, f"https://{uri[len('http://'):]}/dists/{suite}")
+    first: FetchFailed | None = None
+    for base in bases:
+        try:
+            return base, data.get(f"{base}/InRelease", fresh_for=RELEASE_FRESH)
+        except FetchFailed as exc:
+            first = first or exc
+    assert first is not None
+    raise first
+
+
 def _read_suite(facts: Facts, source: AptSource, data: Source, arch: str, into: _Read) -> None:
-    base = f"{source.uri}/dists/{source.suite}"
+    base, signed = _release(data, source.uri, source.suite)
     where = f"{base}/InRelease"
-    signed = data.get(where, fresh_for=RELEASE_FRESH)
     release = parse_release(signed.decode("utf-8", errors="replace"), where)
     said = verify_signature(facts, source, signed, where)
     if release.date:
@@ -285,8 +305,8 @@ def _read_suite(facts: Facts, source: AptSource, data: Source, arch: str, into: 
                 sha256, _ = release.files[name]
                 read += _index(data, f"{base}/{name}", sha256, source.suite, into.available)
                 break
-    into.said.append(f"{source.suite} from {source.uri} ({release.date or 'undated'}, {said}, "
-                     f"{read} packages)")
+    into.said.append(f"{source.suite} from {base.rsplit('/dists/', 1)[0]} "
+                     f"({release.date or 'undated'}, {said}, {read} packages)")
 
 
 def _advisories(data: Source, codename: str) -> tuple[dict[tuple[str, str],
