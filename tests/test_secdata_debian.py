@@ -11,10 +11,12 @@ the test root's own sources name (deb.debian.org: a package registry), with apt 
   the network cut (every request sent to a dead proxy); ``auto`` with the network cut and an
   empty cache skips with the reason; a file of DIR changed since it was fetched is one line
   naming it; ``off`` skips saying so.
-- Advisories come from Debian's security tracker (``data/DSA/list``), which this machine
-  cannot reach (measured: its host does not resolve); the verdict says so. The mapping of a
-  tracker list to the update is tested with a list in the tracker's format naming the real
-  fixed version (the advisory number in it is not a real one).
+- Advisories come from Debian's security tracker (``data/DSA/list``), which is not a package
+  archive: these tests point it at a closed port on 127.0.0.1 (``VMIMAGE_DEBIAN_TRACKER``), so
+  they reach no other host, and the verdict says the advisories are not named (the machine
+  they were written on cannot resolve the tracker's host anyway). The mapping of a tracker
+  list to the update is tested with a list in the tracker's format naming the real fixed
+  version (the advisory number in it is not a real one).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import os
 import re
 import shutil
 import subprocess
@@ -43,6 +46,18 @@ CANDIDATES = ("python3-pyasn1", "libpng16-16", "libexpat1", "tzdata", "libbrotli
 DEAD_PROXY = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
               "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
               "NO_PROXY": "", "no_proxy": ""}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_tracker() -> Iterator[None]:
+    """Debian's tracker is not a package archive: point it at a closed port for this module."""
+    saved = os.environ.get("VMIMAGE_DEBIAN_TRACKER")
+    os.environ["VMIMAGE_DEBIAN_TRACKER"] = "http://127.0.0.1:9/security-tracker/data"
+    yield
+    if saved is None:
+        os.environ.pop("VMIMAGE_DEBIAN_TRACKER", None)
+    else:
+        os.environ["VMIMAGE_DEBIAN_TRACKER"] = saved
 
 
 def _index(url: str) -> dict[str, tuple[str, str]]:
@@ -144,7 +159,7 @@ def test_an_older_package_is_named_with_its_fixed_version(
     assert f"{name} {installed} -> {fixed}" in finding["message"]
     assert {e["seen"].split()[0] for e in finding["evidence"]} == \
         _apt_upgradable(older, tmp_path)
-    # Debian's tracker cannot be reached from here: the verdict says advisories are not named.
+    # The tracker (pointed at a closed port here) cannot be read: advisories are not named.
     assert "advisories not named" in finding["message"]
     # Today's rules make it a warning (exit 0), as Microsoft's tool does.
     code, finding = _check(older, "--security-data", "auto", env=cache, profile="azure-current")
@@ -188,7 +203,7 @@ def test_a_tracker_list_names_the_advisory(roots: tuple[Path, Path, str, str, st
     """The tracker's DSA list maps the fix to its advisory. A prepared directory whose list
     (in the tracker's format, written here: the tracker is unreachable from this machine)
     names the real fixed version of the package."""
-    from vmimage.secdata.debian import TRACKER
+    from vmimage.secdata.debian import tracker
 
     _, older, name, installed, fixed = roots
     prepared = tmp_path / "data"
@@ -204,7 +219,7 @@ def test_a_tracker_list_names_the_advisory(roots: tuple[Path, Path, str, str, st
     for kind, text in (("DSA", dsa), ("DLA", dla)):
         digest = hashlib.sha256(text.encode()).hexdigest()
         (prepared / "files" / digest).write_text(text)
-        manifest["files"][f"{TRACKER}/{kind}/list"] = {"sha256": digest, "fetched": ""}
+        manifest["files"][f"{tracker()}/{kind}/list"] = {"sha256": digest, "fetched": ""}
     (prepared / "manifest.json").write_text(json.dumps(manifest))
     code, finding = _check(older, "--security-data", str(prepared), env=DEAD_PROXY)
     assert code == 1

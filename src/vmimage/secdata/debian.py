@@ -24,6 +24,7 @@ import gzip
 import io
 import json
 import lzma
+import os
 import re
 import shutil
 import subprocess
@@ -46,6 +47,9 @@ from vmimage.secdata.fetch import FetchFailed, Source
 
 #: Debian's security tracker: every DSA and DLA with the fixed version per release.
 TRACKER = "https://salsa.debian.org/security-tracker-team/security-tracker/-/raw/master/data"
+#: Where the tracker's ``data`` directory is read instead (a local mirror of it; the tests
+#: point it at a closed port so that they reach no host but the package archive).
+TRACKER_ENV = "VMIMAGE_DEBIAN_TRACKER"
 TRACKER_LISTS = ("DSA", "DLA")
 #: Seconds a release file (which says when the index changes) is taken from the cache before
 #: it is asked for again, and the same for the tracker's lists (which change daily).
@@ -309,12 +313,17 @@ def _read_suite(facts: Facts, source: AptSource, data: Source, arch: str, into: 
                      f"({release.date or 'undated'}, {said}, {read} packages)")
 
 
+def tracker() -> str:
+    """The tracker's ``data`` URL: ``$VMIMAGE_DEBIAN_TRACKER``, else Debian's."""
+    return (os.environ.get(TRACKER_ENV) or TRACKER).rstrip("/")
+
+
 def _advisories(data: Source, codename: str) -> tuple[dict[tuple[str, str],
                                                            list[tuple[str, str]]], str | None]:
     """The tracker's lists, or why they could not be read."""
     merged: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for name in TRACKER_LISTS:
-        url = f"{TRACKER}/{name}/list"
+        url = f"{tracker()}/{name}/list"
         try:
             text = data.get(url, fresh_for=TRACKER_FRESH).decode("utf-8", errors="replace")
         except FetchFailed as exc:
