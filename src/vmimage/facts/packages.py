@@ -27,7 +27,7 @@ DPKG_MAX = 64 * 1024 * 1024
 DPKG_MAX_UPDATES = 1024
 #: The largest RPM database file accepted (a big real rpmdb.sqlite is ~100 MiB).
 RPM_MAX = 256 * 1024 * 1024
-_FIELDS = frozenset({"package", "status", "version", "architecture"})
+_FIELDS = frozenset({"package", "status", "version", "architecture", "source"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,14 @@ class InstalledPackage:
     manager: str  # "dpkg" | "rpm"
     line: int | None = None  # dpkg: line of the stanza's Package field in ``source``
     source: str = ""  # the file that holds the record
+    #: dpkg: the source package it was built from (``Source:``, without a version), "" when
+    #: it is the binary's own name or unknown.
+    source_package: str = ""
+
+    @property
+    def built_from(self) -> str:
+        """The source package's name (the binary's own when the database names none)."""
+        return self.source_package or self.name
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,8 @@ def _dpkg_records(text: str, source: str) -> dict[str, InstalledPackage | None]:
         if is_installed(stanza.fields.get("status", "")):
             pkg = InstalledPackage(name, stanza.fields.get("version", ""),
                                    stanza.fields.get("architecture", ""), "dpkg",
-                                   stanza.line, source)
+                                   stanza.line, source,
+                                   stanza.fields.get("source", "").split(" ", 1)[0])
         if records.get(name) is None:
             records[name] = pkg
     return records

@@ -392,28 +392,9 @@ def _unsupported(facts: Facts, release: str) -> tuple[tuple[Unsupported, ...], s
     lists, note = _support_lists(facts, release)
     if not lists:
         return (), note
-    sources = _installed_sources(facts)
-    return tuple(sorted((Unsupported(p.name, p.version, lists[sources.get(p.name, p.name)])
-                         for p in facts.packages.packages.values()
-                         if sources.get(p.name, p.name) in lists),
+    return tuple(sorted((Unsupported(p.name, p.version, lists[p.built_from])
+                         for p in facts.packages.packages.values() if p.built_from in lists),
                         key=lambda u: u.package)), note
-
-
-def _installed_sources(facts: Facts) -> dict[str, str]:
-    """Binary package -> its source package, from the dpkg status file."""
-    try:
-        text = facts.target.read_text("/var/lib/dpkg/status", 64 * 1024 * 1024)
-    except OSError:
-        return {}
-    out: dict[str, str] = {}
-    name = ""
-    for match in _FIELD.finditer(text):
-        key, value = match.groups()
-        if key == "Package":
-            name = value
-        elif key == "Source" and name:
-            out[name] = value.split(" ", 1)[0]
-    return out
 
 
 def verdict(facts: Facts, data: Source) -> SecurityVerdict:
